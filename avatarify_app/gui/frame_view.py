@@ -1,0 +1,148 @@
+"""A widget that paints numpy frames, letterboxed, with optional overlays.
+
+Overlays (all in the frame's pixel coordinates): a rectangle (face box), points
+(landmarks or keypoints) and a second image blended on top at an adjustable opacity
+(the avatar over the camera crop, to line up the pose before calibrating).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from PySide6.QtCore import QPointF, QRectF, QSize, Qt
+from PySide6.QtGui import QColor, QImage, QPainter, QPen
+from PySide6.QtWidgets import QSizePolicy, QWidget
+
+from avatarify_app.gui.images import frame_to_qimage
+
+BACKGROUND = QColor(24, 24, 28)
+
+
+class FrameView(QWidget):
+    """Paints the latest frame it was given; cheap to update at camera rate."""
+
+    def __init__(self, title: str = "", parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self._title = title
+        self._image: QImage | None = None
+        self._overlay: QImage | None = None
+        self._overlay_opacity = 0.0
+        self._box: tuple[float, float, float, float] | None = None
+        self._points: np.ndarray | None = None
+        self._point_sets: list[tuple[np.ndarray, QColor]] = []
+        self._message = ""
+        self._badge = ""
+        self.frames_painted = 0
+        self.setMinimumSize(160, 160)
+        self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
+        self.setAttribute(Qt.WidgetAttribute.WA_OpaquePaintEvent, True)
+
+    # -- content ------------------------------------------------------------------
+    def set_frame(self, frame: np.ndarray | None) -> None:
+        self._image = None if frame is None else frame_to_qimage(frame)
+        self.update()
+
+    def set_qimage(self, image: QImage | None) -> None:
+        self._image = image
+        self.update()
+
+    def has_frame(self) -> bool:
+        return self._image is not None
+
+    def set_overlay(self, frame: np.ndarray | None, opacity: float | None = None) -> None:
+        self._overlay = None if frame is None else frame_to_qimage(frame)
+        if opacity is not None:
+            self._overlay_opacity = float(opacity)
+        self.update()
+
+    def set_overlay_opacity(self, opacity: float) -> None:
+        self._overlay_opacity = max(0.0, min(1.0, float(opacity)))
+        self.update()
+
+    def overlay_opacity(self) -> float:
+        return self._overlay_opacity
+
+    def set_box(self, box: tuple[float, float, float, float] | None) -> None:
+        self._box = box
+        self.update()
+
+    def set_points(self, points: np.ndarray | None) -> None:
+        self._points = None if points is None else np.asarray(points, np.float32).reshape(-1, 2)
+        self.update()
+
+    def set_point_sets(self, sets: list[tuple[np.ndarray, QColor]]) -> None:
+        self._point_sets = [(np.asarray(p, np.float32).reshape(-1, 2), c) for p, c in sets]
+        self.update()
+
+    def set_message(self, text: str) -> None:
+        """Centered text shown when there is no frame (or over it, dimmed)."""
+        self._message = text
+        self.update()
+
+    def message(self) -> str:
+        return self._message
+
+    def set_badge(self, text: str) -> None:
+        """Small text in the top-left corner (status such as 'no face')."""
+        self._badge = text
+        self.update()
+
+    def sizeHint(self) -> QSize:  # noqa: N802 (Qt naming)
+        return QSize(420, 420)
+
+    # -- painting -----------------------------------------------------------------
+    def _target_rect(self, w: int, h: int) -> QRectF:
+        scale = min(self.width() / w, self.height() / h)
+        tw, th = w * scale, h * scale
+        return QRectF((self.width() - tw) / 2, (self.height() - th) / 2, tw, th)
+
+    def paintEvent(self, event) -> None:  # noqa: N802 (Qt naming)
+        p = QPainter(self)
+        p.fillRect(self.rect(), BACKGROUND)
+        p.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, True)
+        p.setRenderHint(QPainter.RenderHint.Antialiasing, True)
+        if self._image is not None and not self._image.isNull():
+            iw, ih = self._image.width(), self._image.height()
+            target = self._target_rect(iw, ih)
+            p.drawImage(target, self._image)
+            if self._overlay is not None and self._overlay_opacity > 0.0:
+                p.setOpacity(self._overlay_opacity)
+                p.drawImage(target, self._overlay)
+                p.setOpacity(1.0)
+            sx, sy = target.width() / iw, target.height() / ih
+
+            def to_widget(x: float, y: float) -> QPointF:
+                return QPointF(target.x() + x * sx, target.y() + y * sy)
+
+            if self._box is not None:
+                x0, y0, x1, y1 = self._box
+                p.setPen(QPen(QColor(80, 220, 120), 2))
+                p.setBrush(Qt.BrushStyle.NoBrush)
+                p.drawRect(QRectF(to_widget(x0, y0), to_widget(x1, y1)))
+            sets = list(self._point_sets)
+            if self._points is not None:
+                sets.insert(0, (self._points, QColor(255, 210, 60)))
+            for pts, color in sets:
+                radius = 1.2 if len(pts) > 60 else 3.5
+                p.setPen(Qt.PenStyle.NoPen)
+                p.setBrush(color)
+                for x, y in pts:
+                    p.drawEllipse(to_widget(float(x), float(y)), radius, radius)
+            self.frames_painted += 1
+        self._paint_text(p)
+        p.end()
+
+    def _paint_text(self, p: QPainter) -> None:
+        if self._title:
+            p.setPen(QColor(200, 200, 210))
+            p.drawText(self.rect().adjusted(8, 6, -8, -6),
+                       Qt.AlignmentFlag.AlignTop | Qt.AlignmentFlag.AlignRight, self._title)
+        if self._badge:
+            p.setPen(QColor(255, 200, 80))
+            p.drawText(self.rect().adjusted(8, 6, -8, -6),
+                       Qt.AlignmentFlag.AlignTop | Qt.AlignmentFlag.AlignLeft, self._badge)
+        if self._message:
+            box = self.rect().adjusted(20, 20, -20, -20)
+            if self._image is not None:
+                p.fillRect(self.rect(), QColor(0, 0, 0, 140))
+            p.setPen(QColor(230, 230, 235))
+            p.drawText(box, Qt.AlignmentFlag.AlignCenter | Qt.TextFlag.TextWordWrap, self._message)
