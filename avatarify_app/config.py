@@ -85,3 +85,4 @@ class LiveOptions:
     passthrough: bool = False
     motion: MotionOptions = field(default_factory=MotionOptions)
     crop: CropConfig = field(default_factory=CropConfig)
+    debug: bool = False  # fill FrameEvent.debug from Engine.debug_info() (costs time on FOMM)
