@@ -58,6 +58,9 @@ class FrameView(QWidget):
         self._overlay_opacity = max(0.0, min(1.0, float(opacity)))
         self.update()
 
+    def has_overlay(self) -> bool:
+        return self._overlay is not None
+
     def overlay_opacity(self) -> float:
         return self._overlay_opacity
 
@@ -86,7 +89,7 @@ class FrameView(QWidget):
         self._badge = text
         self.update()
 
-    def sizeHint(self) -> QSize:  # noqa: N802 (Qt naming)
+    def sizeHint(self) -> QSize:
         return QSize(420, 420)
 
     # -- painting -----------------------------------------------------------------
@@ -95,7 +98,7 @@ class FrameView(QWidget):
         tw, th = w * scale, h * scale
         return QRectF((self.width() - tw) / 2, (self.height() - th) / 2, tw, th)
 
-    def paintEvent(self, event) -> None:  # noqa: N802 (Qt naming)
+    def paintEvent(self, event) -> None:
         p = QPainter(self)
         p.fillRect(self.rect(), BACKGROUND)
         p.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import ClassVar
 
 from PySide6.QtCore import QByteArray, QSettings
 
@@ -16,7 +17,7 @@ def settings_path() -> Path:
 class AppSettings:
     """Typed access to the settings file. Keys are grouped: source/, avatar/, engine/, live/, window/."""
 
-    BOOL_DEFAULTS = {
+    BOOL_DEFAULTS: ClassVar[dict[str, bool]] = {
         "live/mirror": False,
         "live/passthrough": False,
         "live/relative": True,
@@ -26,10 +27,10 @@ class AppSettings:
         "output/virtual_camera": False,
         "window/debug_view": False,
     }
-    FLOAT_DEFAULTS = {
+    FLOAT_DEFAULTS: ClassVar[dict[str, float]] = {
         "live/overlay_opacity": 0.35,
     }
-    STR_DEFAULTS = {
+    STR_DEFAULTS: ClassVar[dict[str, str]] = {
         "source/camera": "",
         "avatar/path": "",
         "engine/name": "landmarks",

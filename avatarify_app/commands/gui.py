@@ -1,0 +1,25 @@
+"""`gui` (the default command): open the desktop app."""
+
+from __future__ import annotations
+
+import argparse
+
+from avatarify_app.config import ENGINE_NAMES
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--camera", help="camera index or device path, or a video file to use as the camera")
+    p.add_argument("--avatar", help="portrait to animate (image file or a name from the gallery)")
+    p.add_argument("--engine", choices=[n for n in ENGINE_NAMES if n != "auto"],
+                   help="animation engine (default: the last one used, else landmarks)")
+    p.add_argument("--checkpoint", help="FOMM checkpoint (.pth.tar)")
+    p.add_argument("--no-vcam", action="store_true", help="do not offer the virtual camera")
+    p.add_argument("--screenshot", metavar="PNG", help="save a picture of the window once frames flow, then quit")
+    p.add_argument("--quit-after", type=float, metavar="SECONDS", help="quit after this many seconds at most")
+
+
+def run(args: argparse.Namespace) -> int:
+    from avatarify_app.gui.app import run_app  # Qt is loaded only for this command
+
+    return run_app(camera=args.camera, avatar=args.avatar, engine=args.engine, checkpoint=args.checkpoint,
+                   virtual_camera=not args.no_vcam, screenshot=args.screenshot, quit_after=args.quit_after)

@@ -1,0 +1,70 @@
+"""Build the QApplication and the main window; optional screenshot-and-quit for scripts."""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from pathlib import Path
+
+from PySide6.QtCore import QTimer
+from PySide6.QtWidgets import QApplication
+
+from avatarify_app.gui.main_window import MainWindow
+from avatarify_app.gui.settings import AppSettings
+
+log = logging.getLogger(__name__)
+
+
+def run_app(
+    *,
+    camera: str | None = None,
+    avatar: str | None = None,
+    engine: str | None = None,
+    checkpoint: str | None = None,
+    virtual_camera: bool = True,
+    screenshot: str | None = None,
+    quit_after: float | None = None,
+    min_frames: int = 30,
+) -> int:
+    """Open the app; returns the exit code.
+
+    screenshot/quit_after: once ``min_frames`` frames were shown (or ``quit_after``
+    seconds passed), save a PNG of the window to ``screenshot`` and quit.
+    """
+    app = QApplication.instance() or QApplication(sys.argv[:1])
+    app.setApplicationName("Avatarify")
+    app.setOrganizationName("avatarify_app")
+    window = MainWindow(AppSettings(), camera=camera, avatar=avatar, engine=engine,
+                        checkpoint=checkpoint, virtual_camera=virtual_camera)
+    window.show()
+    QTimer.singleShot(0, window.start)
+    if screenshot or quit_after:
+        _arm_auto_quit(app, window, screenshot, quit_after, min_frames)
+    app.aboutToQuit.connect(window.shutdown)
+    code = app.exec()
+    window.shutdown()
+    return int(code)
+
+
+def _arm_auto_quit(app: QApplication, window: MainWindow, screenshot: str | None,
+                   quit_after: float | None, min_frames: int) -> None:
+    started = time.monotonic()
+    limit = quit_after if quit_after else 60.0
+    timer = QTimer(window)
+
+    def check() -> None:
+        frames = window.avatar_view.frames_painted
+        timed_out = time.monotonic() - started > limit
+        if frames < min_frames and not timed_out:
+            return
+        timer.stop()
+        if screenshot:
+            target = Path(screenshot)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            window.grab().save(str(target))
+            print(f"screenshot: {target} ({frames} frames shown)", flush=True)
+        app.quit()
+
+    timer.timeout.connect(check)
+    timer.start(200)

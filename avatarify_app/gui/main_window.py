@@ -1,0 +1,1139 @@
+"""The main window: camera view beside the animated avatar, gallery, controls, status bar.
+
+A thin view over ``pipeline.Session``: every control calls a session method, every
+picture comes from a ``FrameEvent`` delivered by ``SessionController`` on this thread.
+Slow work (portrait framing, camera scan, checkpoint checks) goes to ``Tasks``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QDockWidget,
+    QFileDialog,
+    QFormLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QMainWindow,
+    QMessageBox,
+    QProgressBar,
+    QPushButton,
+    QScrollArea,
+    QSlider,
+    QSplitter,
+    QVBoxLayout,
+    QWidget,
+)
+
+from avatarify_app import paths, pipeline
+from avatarify_app.config import (
+    EngineConfig,
+    LiveOptions,
+    MotionOptions,
+    TrackingConfig,
+    VirtualCameraConfig,
+)
+from avatarify_app.errors import AvatarifyError, BadImageError, CheckpointError
+from avatarify_app.frames import IMAGE_SUFFIXES, load_image
+from avatarify_app.gui import avatars as store
+from avatarify_app.gui.controller import SessionController
+from avatarify_app.gui.debug_view import DebugView
+from avatarify_app.gui.frame_view import FrameView
+from avatarify_app.gui.gallery import AvatarGallery
+from avatarify_app.gui.settings import AppSettings
+from avatarify_app.gui.tasks import Tasks
+
+log = logging.getLogger(__name__)
+
+VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v")
+ENGINES = (("landmarks", "Built-in (landmarks)"), ("fomm", "FOMM (neural network)"))
+ZOOM_RANGE = (0.5, 2.0)
+ZOOM_STEP = 0.05
+NUDGE_STEP = 0.02
+OFFSET_LIMIT = 0.5
+CROP_SIZE = 256
+# The same error text is not shown again within this many seconds (per-frame failures).
+ERROR_REPEAT_S = 10.0
+
+
+def demo_videos() -> list[Path]:
+    folder = paths.ASSETS_DIR / "demo"
+    return sorted(folder.glob("*.mp4")) if folder.is_dir() else []
+
+
+def validate_checkpoint(path: str) -> str:
+    """Check a FOMM checkpoint off the GUI thread; raise CheckpointError saying what is wrong."""
+    p = Path(path)
+    if not p.is_file():
+        raise CheckpointError(f"Checkpoint not found: {p}", "Choose an existing .pth.tar file.")
+    from avatarify_app import models
+
+    loader = getattr(models, "load_fomm", None)
+    if loader is not None:
+        loader(p)  # raises CheckpointError with its own explanation
+        return str(p)
+    import torch  # models not ready: the least check that the file is a FOMM checkpoint
+
+    try:
+        data = torch.load(str(p), map_location="cpu", weights_only=True)
+    except Exception as err:
+        raise CheckpointError(f"{p.name} is not a readable PyTorch checkpoint ({err.__class__.__name__}).",
+                              "Use vox-adv-cpk.pth.tar or vox-cpk.pth.tar from the FOMM authors.") from err
+    if not isinstance(data, dict) or not {"generator", "kp_detector"} <= set(data):
+        raise CheckpointError(f"{p.name} does not hold FOMM weights (no generator / kp_detector).",
+                              "Use vox-adv-cpk.pth.tar or vox-cpk.pth.tar from the FOMM authors.")
+    return str(p)
+
+
+def _labelled_slider(minimum: int, maximum: int, value: int, tip: str) -> QSlider:
+    s = QSlider(Qt.Orientation.Horizontal)
+    s.setRange(minimum, maximum)
+    s.setValue(value)
+    s.setToolTip(tip)
+    s.setFocusPolicy(Qt.FocusPolicy.NoFocus)
+    return s
+
+
+class MainWindow(QMainWindow):
+    """The app. ``session_factory(source, **kwargs)`` builds a Session (tests inject one)."""
+
+    error_shown = Signal(str, str)  # title, text (also recorded in ``errors_shown``)
+
+    def __init__(
+        self,
+        settings: AppSettings,
+        *,
+        camera: str | None = None,
+        avatar: str | None = None,
+        engine: str | None = None,
+        checkpoint: str | None = None,
+        virtual_camera: bool = True,
+        session_factory: Callable[..., Any] | None = None,
+        vcam_config: VirtualCameraConfig | None = None,
+        scan_cameras: bool = True,
+        loop_video: bool = True,
+    ) -> None:
+        super().__init__()
+        self.settings = settings
+        self.setWindowTitle("Avatarify")
+        self.setAcceptDrops(True)
+        self.errors_shown: list[tuple[str, str]] = []
+        self._recent_errors: dict[str, float] = {}
+        self._session_factory = session_factory
+        self._vcam_config = vcam_config or VirtualCameraConfig()
+        self._vcam_allowed = virtual_camera
+        self._scan_cameras = scan_cameras
+        self._loop_video = loop_video
+        self._camera_arg = camera
+        self._avatar_arg = avatar
+        self._source_spec: str | None = None
+        self._avatar_path: Path | None = None
+        self._avatar_image: np.ndarray | None = None
+        self._vcam_sink: Any = None
+        self._recorder: Any = None
+        self._recorder_path: Path | None = None
+        self._last_event: Any = None
+        self._last_stats: Any = None
+        self._countdown_left = 0
+        self.countdown_step_ms = 1000
+        self._save_reference_after: int | None = None
+        self._cuda = False
+        self._closing = False
+
+        name = engine or settings.get_str("engine/name")
+        if name not in dict(ENGINES):
+            name = "landmarks"
+        ckpt = checkpoint or settings.get_str("engine/checkpoint") or None
+        self._engine_config = EngineConfig(name=name, checkpoint=ckpt,
+                                           half=settings.get_bool("engine/half") or None)
+        self._engine_confirmed = self._engine_config
+        self._options = LiveOptions(
+            mirror=settings.get_bool("live/mirror"),
+            passthrough=settings.get_bool("live/passthrough"),
+            motion=MotionOptions(relative=settings.get_bool("live/relative"),
+                                 adapt_scale=settings.get_bool("live/adapt_scale")),
+        )
+
+        self.tasks = Tasks(self)
+        self.controller = SessionController(self)
+        self.controller.frame.connect(self._on_frame)
+        self.controller.stats.connect(self._on_stats)
+        self.controller.error.connect(self._on_error)
+
+        self._countdown_timer = QTimer(self)
+        self._countdown_timer.timeout.connect(self._countdown_tick)
+
+        self._build_views()
+        self._build_controls()
+        self._build_status_bar()
+        self._build_actions()
+        self._restore_toggles()
+        geometry = settings.geometry()
+        if geometry is not None:
+            self.restoreGeometry(geometry)
+        else:
+            self.resize(1280, 800)
+        state = settings.window_state()
+        if state is not None:
+            self.restoreState(state)
+        self.debug_dock.setVisible(settings.get_bool("window/debug_view"))
+        self.debug_action.setChecked(self.debug_dock.isVisible())
+        self._update_guide()
+
+    # ================================================================== layout
+    def _build_views(self) -> None:
+        self.camera_view = FrameView("camera (tracked crop)")
+        self.camera_view.setToolTip("Your face as the tracker sees it. Raise 'Avatar overlay' to line "
+                                    "your pose up with the portrait before calibrating.")
+        self.avatar_view = FrameView("avatar")
+        self.avatar_view.setToolTip("What the virtual camera sends.")
+        self.camera_view.set_message("Starting...")
+        self.avatar_view.set_message("Pick a portrait below")
+
+        self.guide = QLabel()
+        self.guide.setTextFormat(Qt.TextFormat.RichText)
+        self.guide.setWordWrap(True)
+        self.open_video_button = QPushButton("Open a video file...")
+        self.open_video_button.setToolTip("Drive the avatar with a video instead of a camera.")
+        self.open_video_button.clicked.connect(self.choose_video_file)
+        self.open_video_button.setVisible(False)
+        guide_row = QHBoxLayout()
+        guide_row.addWidget(self.guide, 1)
+        guide_row.addWidget(self.open_video_button)
+
+        views = QSplitter(Qt.Orientation.Horizontal)
+        views.addWidget(self.camera_view)
+        views.addWidget(self.avatar_view)
+        views.setChildrenCollapsible(False)
+
+        self.gallery = AvatarGallery()
+        self.gallery.picked.connect(self.set_avatar)
+        self.gallery.add_requested.connect(self.choose_avatar_files)
+        self.gallery.remove_requested.connect(self.remove_avatar)
+
+        center = QWidget()
+        col = QVBoxLayout(center)
+        col.addLayout(guide_row)
+        col.addWidget(views, 1)
+        col.addWidget(self.gallery)
+        self.setCentralWidget(center)
+
+        self.debug_view = DebugView()
+        self.debug_dock = QDockWidget("Debug view: keypoints, occlusion, motion", self)
+        self.debug_dock.setObjectName("debug_dock")
+        self.debug_dock.setWidget(self.debug_view)
+        self.addDockWidget(Qt.DockWidgetArea.BottomDockWidgetArea, self.debug_dock)
+        self.debug_dock.visibilityChanged.connect(self._on_debug_visibility)
+
+    def _build_controls(self) -> None:
+        panel = QWidget()
+        col = QVBoxLayout(panel)
+
+        # -- source
+        box = QGroupBox("Camera")
+        form = QVBoxLayout(box)
+        self.camera_combo = QComboBox()
+        self.camera_combo.setToolTip("The camera (or video file) that drives the avatar.")
+        self.camera_combo.activated.connect(self._on_camera_activated)
+        self.video_button = QPushButton("Video file...")
+        self.video_button.clicked.connect(self.choose_video_file)
+        row = QHBoxLayout()
+        row.addWidget(self.camera_combo, 1)
+        row.addWidget(self.video_button)
+        form.addLayout(row)
+        col.addWidget(box)
+
+        # -- calibration
+        box = QGroupBox("Calibrate")
+        form = QVBoxLayout(box)
+        hint = QLabel("Copy the portrait's pose and expression (raise the overlay to compare), "
+                      "then press Calibrate.")
+        hint.setWordWrap(True)
+        form.addWidget(hint)
+        self.pose_meter = QProgressBar()
+        self.pose_meter.setRange(0, 100)
+        self.pose_meter.setValue(0)
+        self.pose_meter.setFormat("pose match: %p%")
+        self.pose_meter.setToolTip("How well your face matches the portrait's pose. Aim for green.")
+        form.addWidget(self.pose_meter)
+        row = QHBoxLayout()
+        self.calibrate_button = QPushButton("Calibrate (X)")
+        self.calibrate_button.setToolTip("3-2-1 countdown, then your current face becomes the reference.")
+        self.calibrate_button.clicked.connect(self.start_countdown)
+        self.auto_button = QPushButton("Auto (F)")
+        self.auto_button.setToolTip("Pick the frame that best matches the portrait over the next second.")
+        self.auto_button.clicked.connect(self.auto_calibrate)
+        row.addWidget(self.calibrate_button)
+        row.addWidget(self.auto_button)
+        form.addLayout(row)
+        self.calibration_label = QLabel("Not calibrated")
+        form.addWidget(self.calibration_label)
+        flay = QFormLayout()
+        self.overlay_slider = _labelled_slider(0, 100, 35, "Opacity of the portrait drawn over the camera.")
+        self.overlay_slider.valueChanged.connect(self._on_overlay_changed)
+        flay.addRow("Avatar overlay", self.overlay_slider)
+        form.addLayout(flay)
+        self.landmarks_check = QCheckBox("Show landmarks (L)")
+        self.landmarks_check.toggled.connect(self._on_landmarks_toggled)
+        self.full_frame_check = QCheckBox("Show the full camera frame")
+        self.full_frame_check.toggled.connect(lambda _on: self._repaint_last())
+        form.addWidget(self.landmarks_check)
+        form.addWidget(self.full_frame_check)
+        col.addWidget(box)
+
+        # -- framing and motion
+        box = QGroupBox("Framing and motion")
+        form = QFormLayout(box)
+        self.zoom_slider = _labelled_slider(int(ZOOM_RANGE[0] * 100), int(ZOOM_RANGE[1] * 100), 100,
+                                            "Zoom into the face (W / S).")
+        self.offset_x_slider = _labelled_slider(-50, 50, 0, "Move the crop left/right (arrow keys).")
+        self.offset_y_slider = _labelled_slider(-50, 50, 0, "Move the crop up/down (arrow keys).")
+        for s in (self.zoom_slider, self.offset_x_slider, self.offset_y_slider):
+            s.valueChanged.connect(self._on_framing_changed)
+        form.addRow("Zoom", self.zoom_slider)
+        form.addRow("Left/right", self.offset_x_slider)
+        form.addRow("Up/down", self.offset_y_slider)
+        reset = QPushButton("Reset framing")
+        reset.clicked.connect(self.reset_framing)
+        form.addRow("", reset)
+        self.mirror_check = QCheckBox("Mirror camera (R)")
+        self.passthrough_check = QCheckBox("Passthrough: send the camera (P)")
+        self.relative_check = QCheckBox("Relative motion")
+        self.relative_check.setToolTip("On: move the portrait by how much you moved since calibrating.\n"
+                                       "Off: copy your absolute pose (needs similar face shapes).")
+        self.adapt_check = QCheckBox("Adapt movement scale")
+        self.adapt_check.setToolTip("Scale your motion to the portrait's face size.")
+        for c in (self.mirror_check, self.passthrough_check, self.relative_check, self.adapt_check):
+            c.toggled.connect(self._on_options_toggled)
+            form.addRow(c)
+        col.addWidget(box)
+
+        # -- engine
+        box = QGroupBox("Engine")
+        form = QFormLayout(box)
+        self.engine_combo = QComboBox()
+        for key, label in ENGINES:
+            self.engine_combo.addItem(label, key)
+        self.engine_combo.activated.connect(self._on_engine_activated)
+        form.addRow("Engine", self.engine_combo)
+        self.checkpoint_button = QPushButton("Load checkpoint...")
+        self.checkpoint_button.setToolTip("A FOMM checkpoint such as vox-adv-cpk.pth.tar.")
+        self.checkpoint_button.clicked.connect(self.choose_checkpoint)
+        form.addRow(self.checkpoint_button)
+        self.checkpoint_label = QLabel("")
+        self.checkpoint_label.setWordWrap(True)
+        form.addRow(self.checkpoint_label)
+        self.half_check = QCheckBox("Half precision (GPU)")
+        self.half_check.setEnabled(False)
+        self.half_check.setToolTip("Needs a CUDA GPU.")
+        self.half_check.toggled.connect(self._on_half_toggled)
+        form.addRow(self.half_check)
+        self.device_label = QLabel("device: -")
+        form.addRow(self.device_label)
+        col.addWidget(box)
+
+        # -- output
+        box = QGroupBox("Output")
+        form = QVBoxLayout(box)
+        self.vcam_check = QCheckBox("Virtual camera")
+        self.vcam_check.setToolTip("Send the avatar to a virtual camera that video-call apps can pick.")
+        self.vcam_check.toggled.connect(self.set_virtual_camera)
+        self.vcam_check.setEnabled(self._vcam_allowed)
+        self.vcam_status = QLabel("off" if self._vcam_allowed else "disabled (--no-vcam)")
+        self.vcam_status.setWordWrap(True)
+        self.vcam_help_button = QPushButton("How to set up the virtual camera...")
+        self.vcam_help_button.clicked.connect(self.show_vcam_help)
+        self.record_button = QPushButton("Record to file...")
+        self.record_button.clicked.connect(self.toggle_recording)
+        form.addWidget(self.vcam_check)
+        form.addWidget(self.vcam_status)
+        form.addWidget(self.vcam_help_button)
+        form.addWidget(self.record_button)
+        col.addWidget(box)
+        col.addStretch(1)
+
+        scroll = QScrollArea()
+        scroll.setWidget(panel)
+        scroll.setWidgetResizable(True)
+        scroll.setMinimumWidth(300)
+        dock = QDockWidget("Controls", self)
+        dock.setObjectName("controls_dock")
+        dock.setWidget(scroll)
+        dock.setFeatures(QDockWidget.DockWidgetFeature.DockWidgetMovable)
+        self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, dock)
+
+    def _build_status_bar(self) -> None:
+        bar = self.statusBar()
+        self.fps_label = QLabel("fps -")
+        self.latency_label = QLabel("latency -")
+        self.dropped_label = QLabel("dropped -")
+        self.engine_label = QLabel("engine -")
+        self.busy = QProgressBar()
+        self.busy.setRange(0, 0)
+        self.busy.setMaximumWidth(90)
+        self.busy.setVisible(False)
+        for w in (self.busy, self.fps_label, self.latency_label, self.dropped_label, self.engine_label):
+            bar.addPermanentWidget(w)
+
+    def _build_actions(self) -> None:
+        def action(menu, text: str, keys: str | list[str] | None, slot, checkable: bool = False) -> QAction:
+            a = QAction(text, self)
+            if keys:
+                a.setShortcuts([QKeySequence(k) for k in ([keys] if isinstance(keys, str) else keys)])
+            a.setShortcutContext(Qt.ShortcutContext.WindowShortcut)
+            a.setCheckable(checkable)
+            a.triggered.connect(slot)
+            menu.addAction(a)
+            self.addAction(a)
+            return a
+
+        bar = self.menuBar()
+        m = bar.addMenu("&File")
+        action(m, "Add portrait...", "Ctrl+O", self.choose_avatar_files)
+        action(m, "Open video file as camera...", "Ctrl+Shift+O", self.choose_video_file)
+        action(m, "Load checkpoint...", None, self.choose_checkpoint)
+        action(m, "Record to file...", "Ctrl+R", self.toggle_recording)
+        m.addSeparator()
+        action(m, "Quit", "Ctrl+Q", self.close)
+
+        m = bar.addMenu("&Live")
+        action(m, "Calibrate with countdown", "X", self.start_countdown)
+        action(m, "Auto-calibrate", "F", self.auto_calibrate)
+        action(m, "Mirror", "R", lambda: self.mirror_check.toggle())
+        action(m, "Passthrough", "P", lambda: self.passthrough_check.toggle())
+        m.addSeparator()
+        action(m, "Zoom in", "W", lambda: self.nudge(zoom=ZOOM_STEP))
+        action(m, "Zoom out", "S", lambda: self.nudge(zoom=-ZOOM_STEP))
+        action(m, "Move crop left", "Left", lambda: self.nudge(dx=-NUDGE_STEP))
+        action(m, "Move crop right", "Right", lambda: self.nudge(dx=NUDGE_STEP))
+        action(m, "Move crop up", "Up", lambda: self.nudge(dy=-NUDGE_STEP))
+        action(m, "Move crop down", "Down", lambda: self.nudge(dy=NUDGE_STEP))
+        action(m, "Reset framing", "0", self.reset_framing)
+
+        m = bar.addMenu("&Avatar")
+        action(m, "Previous", "A", lambda: self.gallery.step(-1))
+        action(m, "Next", "D", lambda: self.gallery.step(1))
+        for i in range(9):
+            action(m, f"Portrait {i + 1}", str(i + 1), lambda _=False, i=i: self.gallery.select_index(i))
+
+        m = bar.addMenu("&View")
+        action(m, "Landmarks", "L", lambda: self.landmarks_check.toggle())
+        self.debug_action = action(m, "Debug view", "G", self._toggle_debug, checkable=True)
+
+        m = bar.addMenu("&Help")
+        action(m, "Keyboard shortcuts", "F1", self.show_shortcuts)
+        action(m, "Virtual camera setup", None, self.show_vcam_help)
+
+    def _restore_toggles(self) -> None:
+        s = self.settings
+        widgets = (
+            (self.mirror_check, self._options.mirror),
+            (self.passthrough_check, self._options.passthrough),
+            (self.relative_check, self._options.motion.relative),
+            (self.adapt_check, self._options.motion.adapt_scale),
+            (self.landmarks_check, s.get_bool("live/show_landmarks")),
+        )
+        for widget, value in widgets:
+            widget.blockSignals(True)
+            widget.setChecked(value)
+            widget.blockSignals(False)
+        self.overlay_slider.setValue(round(100 * s.get_float("live/overlay_opacity")))
+        self.camera_view.set_overlay_opacity(self.overlay_slider.value() / 100)
+        self._select_engine_in_combo(self._engine_config.name)
+        self._show_checkpoint()
+
+    # ================================================================== start-up
+    def start(self) -> None:
+        """Load the gallery, pick the avatar and the driving source, start the session."""
+        self.reload_gallery()
+        wanted = self._avatar_arg or self.settings.get_str("avatar/path")
+        picked = False
+        if wanted:
+            p = Path(wanted)
+            picked = self.gallery.select_path(p) or self.gallery.select_path(p.resolve())
+            if not picked and p.is_file() and self._avatar_arg:
+                self.set_avatar(p)
+                picked = True
+        if not picked and self.gallery.count():
+            self.gallery.select_index(0)
+        self.tasks.submit(_cuda_available, self._on_cuda_probe)
+        if self._camera_arg:
+            self._add_source_item(self._camera_arg)
+            self.open_source(self._camera_arg, user_chose=False)
+            if self._scan_cameras:
+                self.tasks.submit(pipeline.list_cameras, self._on_cameras_found, lambda _err: None)
+        elif self._scan_cameras:
+            self.camera_view.set_message("Looking for cameras...")
+            self.busy.setVisible(True)
+            self.tasks.submit(pipeline.list_cameras, self._on_cameras_startup,
+                              lambda err: self._on_cameras_startup([]))
+        else:
+            self._on_cameras_startup([])
+        if self._vcam_allowed and self.settings.get_bool("output/virtual_camera"):
+            self.vcam_check.setChecked(True)
+
+    def _on_cuda_probe(self, available: bool) -> None:
+        self._cuda = bool(available)
+        self.half_check.setEnabled(self._cuda)
+        self.half_check.setToolTip("Half precision for the FOMM generator (faster on most GPUs)."
+                                   if self._cuda else "Needs a CUDA GPU; this machine has none.")
+        if self._cuda:
+            self.half_check.blockSignals(True)
+            self.half_check.setChecked(bool(self._engine_config.half))
+            self.half_check.blockSignals(False)
+
+    def _on_cameras_found(self, cameras: list) -> None:
+        self.busy.setVisible(self.tasks.pending > 0)
+        for cam in cameras:
+            self._add_source_item(str(cam.spec), f"{cam.label()}")
+
+    def _on_cameras_startup(self, cameras: list) -> None:
+        self._on_cameras_found(cameras)
+        if self._source_spec is not None:  # the user already chose meanwhile
+            return
+        saved = self.settings.get_str("source/camera")
+        specs = [str(c.spec) for c in cameras]
+        if saved and (saved in specs or Path(saved).is_file()):
+            spec = saved
+        elif specs:
+            spec = specs[0]
+        elif demo_videos():
+            spec = str(demo_videos()[0])
+        else:
+            self.camera_view.set_message("No camera found.\nOpen a video file to drive the avatar "
+                                         "(button above, or File > Open video file).")
+            self.open_video_button.setVisible(True)
+            self._update_guide()
+            return
+        self._add_source_item(spec)
+        self.open_source(spec, user_chose=False)
+
+    # ================================================================== source / session
+    def _add_source_item(self, spec: str, label: str | None = None) -> None:
+        for i in range(self.camera_combo.count()):
+            if self.camera_combo.itemData(i) == spec:
+                if label:
+                    self.camera_combo.setItemText(i, label)
+                return
+        if label is None:
+            label = f"Camera {spec}" if spec.isdigit() or spec.startswith("/dev/") else Path(spec).name
+        self.camera_combo.addItem(label, spec)
+
+    def _select_source_item(self, spec: str) -> None:
+        for i in range(self.camera_combo.count()):
+            if self.camera_combo.itemData(i) == spec:
+                self.camera_combo.setCurrentIndex(i)
+
+    def _on_camera_activated(self, index: int) -> None:
+        spec = self.camera_combo.itemData(index)
+        if spec and spec != self._source_spec:
+            self.open_source(spec)
+
+    def choose_video_file(self) -> None:
+        patterns = " ".join(f"*{s}" for s in VIDEO_SUFFIXES)
+        path, _ = QFileDialog.getOpenFileName(self, "Drive the avatar with a video file", "",
+                                              f"Videos ({patterns});;All files (*)")
+        if path:
+            self._add_source_item(path)
+            self.open_source(path)
+
+    def _is_file_spec(self, spec: str) -> bool:
+        return not (spec.isdigit() or spec.startswith("/dev/video") or "://" in spec)
+
+    def open_source(self, spec: str, user_chose: bool = True) -> bool:
+        """Drive the avatar from ``spec`` (camera index/path or file); builds the session once."""
+        spec = str(spec)
+        try:
+            source = pipeline.open_source(spec, loop=self._loop_video and self._is_file_spec(spec))
+        except AvatarifyError as err:
+            self.camera_view.set_message(f"{err.message}\n{err.hint}")
+            self.open_video_button.setVisible(True)
+            if user_chose:
+                self.show_error("Cannot open the camera or file", str(err))
+            return False
+        self._source_spec = spec
+        self._add_source_item(spec)
+        self._select_source_item(spec)
+        self.settings.set("source/camera", spec)
+        self.open_video_button.setVisible(False)
+        self.camera_view.set_message("Opening...")
+        session = self.controller.session
+        if session is None:
+            self._start_session(source)
+        else:
+            session.set_source(source)
+        self._update_guide()
+        return True
+
+    def _start_session(self, source: Any) -> None:
+        factory = self._session_factory or pipeline.Session
+        session = factory(source, engine_config=self._engine_config, options=self._current_options(),
+                          tracking=TrackingConfig(crop=self._options.crop))
+        self.controller.attach(session)
+        if self._avatar_path is not None:
+            self._apply_avatar_to_session(self._avatar_path)
+        session.start()
+
+    @property
+    def session(self) -> Any:
+        return self.controller.session
+
+    # ================================================================== avatars
+    def reload_gallery(self) -> None:
+        self.gallery.set_avatars(store.list_avatars())
+
+    def set_avatar(self, path: Path | str) -> None:
+        """Animate this portrait; restores its calibration and framing if it has them."""
+        path = Path(path)
+        self._avatar_path = path
+        self.settings.set("avatar/path", str(path))
+        try:
+            self._avatar_image = load_image(path)
+        except BadImageError as err:
+            self._avatar_image = None
+            self.show_error("Cannot use this portrait", str(err))
+        self.camera_view.set_overlay(self._avatar_image)
+        self.debug_view.set_avatar(self._avatar_image)
+        framing = store.load_framing(path)
+        self._set_framing(*(framing or (1.0, 0.0, 0.0)), save=False)
+        if self.session is not None:
+            self._apply_avatar_to_session(path)
+        self._update_guide()
+
+    def _apply_avatar_to_session(self, path: Path) -> None:
+        session = self.session
+        session.set_avatar(str(path))
+        session.update_options(self._current_options())
+        calibration = store.load_calibration(path)
+        if calibration is not None:
+            session.set_reference(*calibration)
+            self.calibration_label.setText("Calibration restored for this portrait")
+        else:
+            self.calibration_label.setText("Not calibrated for this portrait yet: press Calibrate (X)")
+        self._save_reference_after = None
+
+    def choose_avatar_files(self) -> None:
+        patterns = " ".join(f"*{s}" for s in IMAGE_SUFFIXES)
+        files, _ = QFileDialog.getOpenFileNames(self, "Add portraits", "", f"Images ({patterns})")
+        for f in files:
+            self.add_avatar_file(f)
+
+    def add_avatar_file(self, path: str | Path) -> None:
+        """Frame the face off the GUI thread, save it in the user folder, then select it."""
+        path = Path(path)
+        self.statusBar().showMessage(f"Finding the face in {path.name}...")
+        self.busy.setVisible(True)
+
+        def done(saved: Path) -> None:
+            self._task_finished()
+            self.statusBar().showMessage(f"Added {saved.name}", 4000)
+            self.reload_gallery()
+            self.gallery.select_path(saved)
+
+        def failed(err: BaseException) -> None:
+            self._task_finished()
+            self.statusBar().clearMessage()
+            self.show_error("Cannot add this portrait", f"{path.name}: {err}")
+
+        self.tasks.submit(lambda: store.import_avatar(path), done, failed)
+
+    def remove_avatar(self, path: Path) -> None:
+        avatar = next((a for a in store.list_avatars() if a.path == Path(path)), None)
+        if avatar is None:
+            return
+        try:
+            store.remove_avatar(avatar)
+        except AvatarifyError as err:
+            self.show_error("Cannot remove this portrait", str(err))
+            return
+        index = self.gallery.current_index()
+        self.reload_gallery()
+        if self.gallery.count():
+            self.gallery.select_index(min(index, self.gallery.count() - 1))
+
+    def _task_finished(self) -> None:
+        QTimer.singleShot(0, lambda: self.busy.setVisible(self.tasks.pending > 0))
+
+    # drag and drop of photos (portraits) or videos (driving source)
+    def dragEnterEvent(self, event) -> None:
+        if any(u.isLocalFile() for u in event.mimeData().urls()):
+            event.acceptProposedAction()
+
+    def dropEvent(self, event) -> None:
+        for url in event.mimeData().urls():
+            if not url.isLocalFile():
+                continue
+            p = Path(url.toLocalFile())
+            if p.suffix.lower() in VIDEO_SUFFIXES:
+                self.open_source(str(p))
+            else:
+                self.add_avatar_file(p)
+        event.acceptProposedAction()
+
+    # ================================================================== calibration
+    def start_countdown(self) -> None:
+        if self.session is None:
+            self.show_error("Nothing to calibrate", "Open a camera or a video file first.")
+            return
+        self._countdown_left = 3
+        self.camera_view.set_message("3")
+        self.calibrate_button.setEnabled(False)
+        self._countdown_timer.start(self.countdown_step_ms)
+
+    def _countdown_tick(self) -> None:
+        self._countdown_left -= 1
+        if self._countdown_left > 0:
+            self.camera_view.set_message(str(self._countdown_left))
+            return
+        self._countdown_timer.stop()
+        self.calibrate_button.setEnabled(True)
+        self.camera_view.set_message("")
+        self.calibrate_now()
+
+    def calibrate_now(self) -> None:
+        """The next frame with a face becomes the reference (saved for this avatar)."""
+        if self.session is None:
+            return
+        self.session.recalibrate()
+        self._expect_reference()
+        self.calibration_label.setText("Calibrating: hold still...")
+
+    def auto_calibrate(self) -> None:
+        if self.session is None:
+            self.show_error("Nothing to calibrate", "Open a camera or a video file first.")
+            return
+        self.session.auto_calibrate()
+        self._expect_reference()
+        self.calibration_label.setText("Auto-calibrating: looking for your best match...")
+
+    def _expect_reference(self) -> None:
+        index = getattr(self._last_event, "index", -1)
+        self._save_reference_after = index + 1
+
+    def _maybe_save_reference(self, event: Any) -> None:
+        if self._save_reference_after is None or event.status != "ok":
+            return
+        if event.index <= self._save_reference_after:
+            return
+        ref = self.session.reference() if self.session is not None else None
+        if ref is None or self._avatar_path is None:
+            return
+        self._save_reference_after = None
+        crop, landmarks = ref
+        store.save_calibration(self._avatar_path, crop, landmarks)
+        self.calibration_label.setText("Calibrated (saved for this portrait)")
+        self.statusBar().showMessage("Calibrated", 3000)
+        self._update_guide()
+
+    # ================================================================== options
+    def _current_options(self) -> LiveOptions:
+        return self._options
+
+    def _push_options(self) -> None:
+        if self.session is not None:
+            self.session.update_options(self._options)
+
+    def _on_options_toggled(self, _on: bool = False) -> None:
+        self._options = dataclasses.replace(
+            self._options,
+            mirror=self.mirror_check.isChecked(),
+            passthrough=self.passthrough_check.isChecked(),
+            motion=MotionOptions(relative=self.relative_check.isChecked(),
+                                 adapt_scale=self.adapt_check.isChecked()),
+        )
+        s = self.settings
+        s.set("live/mirror", self._options.mirror)
+        s.set("live/passthrough", self._options.passthrough)
+        s.set("live/relative", self._options.motion.relative)
+        s.set("live/adapt_scale", self._options.motion.adapt_scale)
+        self._push_options()
+
+    def _framing(self) -> tuple[float, float, float]:
+        return (self.zoom_slider.value() / 100, self.offset_x_slider.value() / 100,
+                self.offset_y_slider.value() / 100)
+
+    def _set_framing(self, zoom: float, dx: float, dy: float, save: bool = True) -> None:
+        for slider, value in ((self.zoom_slider, zoom), (self.offset_x_slider, dx), (self.offset_y_slider, dy)):
+            slider.blockSignals(True)
+            slider.setValue(round(value * 100))
+            slider.blockSignals(False)
+        self._apply_framing(save)
+
+    def _on_framing_changed(self, _value: int = 0) -> None:
+        self._apply_framing(save=True)
+
+    def _apply_framing(self, save: bool) -> None:
+        zoom, dx, dy = self._framing()
+        crop = dataclasses.replace(self._options.crop, zoom=zoom, offset_x=dx, offset_y=dy)
+        self._options = dataclasses.replace(self._options, crop=crop)
+        if save and self._avatar_path is not None:
+            store.save_framing(self._avatar_path, zoom, dx, dy)
+        self._push_options()
+
+    def nudge(self, zoom: float = 0.0, dx: float = 0.0, dy: float = 0.0) -> None:
+        z, x, y = self._framing()
+        z = min(max(z + zoom, ZOOM_RANGE[0]), ZOOM_RANGE[1])
+        x = min(max(x + dx, -OFFSET_LIMIT), OFFSET_LIMIT)
+        y = min(max(y + dy, -OFFSET_LIMIT), OFFSET_LIMIT)
+        self._set_framing(z, x, y)
+
+    def reset_framing(self) -> None:
+        self._set_framing(1.0, 0.0, 0.0)
+
+    def _on_overlay_changed(self, value: int) -> None:
+        self.camera_view.set_overlay_opacity(value / 100)
+        self.settings.set("live/overlay_opacity", value / 100)
+
+    def _on_landmarks_toggled(self, on: bool) -> None:
+        self.settings.set("live/show_landmarks", on)
+        self._repaint_last()
+
+    # ================================================================== engine
+    def _select_engine_in_combo(self, name: str) -> None:
+        i = self.engine_combo.findData(name)
+        if i >= 0:
+            self.engine_combo.setCurrentIndex(i)
+
+    def _show_checkpoint(self) -> None:
+        ckpt = self._engine_config.checkpoint
+        self.checkpoint_label.setText(f"checkpoint: {Path(ckpt).name}" if ckpt else
+                                      "checkpoint: none loaded (FOMM searches checkpoints/)")
+
+    def _on_engine_activated(self, index: int) -> None:
+        name = self.engine_combo.itemData(index)
+        if name != self._engine_config.name:
+            self.set_engine(dataclasses.replace(self._engine_config, name=name))
+
+    def set_engine(self, config: EngineConfig) -> None:
+        """Switch engines; on failure the error dialog shows and the previous engine stays."""
+        self._engine_confirmed = self._engine_config
+        self._engine_config = config
+        self._select_engine_in_combo(config.name)
+        self._show_checkpoint()
+        self.settings.set("engine/name", config.name)
+        self.settings.set("engine/checkpoint", config.checkpoint or "")
+        if self.session is not None:
+            self.engine_label.setText(f"engine: loading {config.name}...")
+            self.session.set_engine(config)
+
+    def _engine_failed(self) -> None:
+        previous = self._engine_confirmed
+        self._engine_config = previous
+        self._select_engine_in_combo(previous.name)
+        self._show_checkpoint()
+        self.settings.set("engine/name", previous.name)
+        self.settings.set("engine/checkpoint", previous.checkpoint or "")
+
+    def choose_checkpoint(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Load a FOMM checkpoint", str(paths.CHECKPOINTS_DIR),
+                                              "Checkpoints (*.pth.tar *.pth *.tar *.pt);;All files (*)")
+        if path:
+            self.load_checkpoint(path)
+
+    def load_checkpoint(self, path: str) -> None:
+        """Validate off the GUI thread, then switch to FOMM with it (or show why not)."""
+        self.statusBar().showMessage(f"Checking {Path(path).name}...")
+        self.busy.setVisible(True)
+        self.checkpoint_button.setEnabled(False)
+
+        def done(valid: str) -> None:
+            self._task_finished()
+            self.checkpoint_button.setEnabled(True)
+            self.statusBar().showMessage(f"Loading FOMM with {Path(valid).name}...", 4000)
+            self.set_engine(dataclasses.replace(self._engine_config, name="fomm", checkpoint=valid))
+
+        def failed(err: BaseException) -> None:
+            self._task_finished()
+            self.checkpoint_button.setEnabled(True)
+            self.statusBar().clearMessage()
+            self.show_error("Cannot load this checkpoint",
+                            f"{err}\n\nThe app keeps running with the {self._engine_config.name} engine.")
+
+        self.tasks.submit(lambda: validate_checkpoint(path), done, failed)
+
+    def _on_half_toggled(self, on: bool) -> None:
+        self.settings.set("engine/half", on)
+        self.set_engine(dataclasses.replace(self._engine_config, half=True if on else None))
+
+    # ================================================================== outputs
+    def set_virtual_camera(self, on: bool) -> None:
+        if not on:
+            self._remove_vcam()
+            self.settings.set("output/virtual_camera", False)
+            self.vcam_status.setText("off")
+            self._update_guide()
+            return
+        if self._vcam_sink is not None:
+            return
+        if self.session is None:
+            self.vcam_status.setText("starts with the camera")
+            self.settings.set("output/virtual_camera", True)
+            QTimer.singleShot(500, self._retry_vcam)
+            return
+        try:
+            sink = pipeline.VirtualCameraSink(self._vcam_config)
+            self.session.add_sink(sink)
+        except AvatarifyError as err:
+            self._vcam_failed(err)
+            return
+        self._vcam_sink = sink
+        self.settings.set("output/virtual_camera", True)
+        self.vcam_status.setText(f"on: {getattr(sink, 'name', 'virtual camera')}")
+        self._update_guide()
+
+    def _retry_vcam(self) -> None:
+        if self.vcam_check.isChecked() and self._vcam_sink is None and not self._closing:
+            if self.session is None:
+                QTimer.singleShot(500, self._retry_vcam)
+            else:
+                self.set_virtual_camera(True)
+
+    def _remove_vcam(self) -> None:
+        sink, self._vcam_sink = self._vcam_sink, None
+        if sink is None:
+            return
+        if self.session is not None:
+            self.session.remove_sink(sink)
+        sink.close()
+
+    def _vcam_failed(self, err: BaseException) -> None:
+        self._remove_vcam()
+        self.vcam_check.blockSignals(True)
+        self.vcam_check.setChecked(False)
+        self.vcam_check.blockSignals(False)
+        self.settings.set("output/virtual_camera", False)
+        self.vcam_status.setText("unavailable: see How to set up")
+        self.show_error("Virtual camera unavailable", f"{err}\n\n{pipeline.virtual_camera_help()}")
+        self._update_guide()
+
+    def show_vcam_help(self) -> None:
+        box = QMessageBox(QMessageBox.Icon.Information, "Virtual camera setup",
+                          pipeline.virtual_camera_help(), QMessageBox.StandardButton.Ok, self)
+        box.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        box.open()
+
+    def toggle_recording(self) -> None:
+        if self._recorder is not None:
+            self.stop_recording()
+            return
+        path, _ = QFileDialog.getSaveFileName(self, "Record the avatar to a file", "avatar.mp4",
+                                              "MP4 video (*.mp4);;AVI video (*.avi)")
+        if path:
+            self.start_recording(path)
+
+    def start_recording(self, path: str | Path) -> bool:
+        if self.session is None:
+            self.show_error("Nothing to record", "Open a camera or a video file first.")
+            return False
+        output = getattr(self._last_event, "output", None)
+        h, w = output.shape[:2] if output is not None else (CROP_SIZE, CROP_SIZE)
+        fps = getattr(self._last_stats, "fps", 0.0) or 25.0
+        try:
+            sink = pipeline.RecorderSink(str(path), fps=round(fps), size=(w, h))
+            self.session.add_sink(sink)
+        except AvatarifyError as err:
+            self.show_error("Cannot record", str(err))
+            return False
+        self._recorder, self._recorder_path = sink, Path(path)
+        self.record_button.setText("Stop recording")
+        self.statusBar().showMessage(f"Recording to {path}")
+        return True
+
+    def stop_recording(self) -> None:
+        sink, self._recorder = self._recorder, None
+        if sink is None:
+            return
+        if self.session is not None:
+            self.session.remove_sink(sink)
+        sink.close()
+        self.record_button.setText("Record to file...")
+        self.statusBar().showMessage(f"Saved {self._recorder_path}", 6000)
+
+    # ================================================================== events from the session
+    def _on_frame(self, event: Any) -> None:
+        self._last_event = event
+        self._paint_camera(event)
+        status = event.status
+        if status == "no_avatar":
+            self.avatar_view.set_message("Pick a portrait below")
+        elif event.output is not None:
+            self.avatar_view.set_message("")
+            self.avatar_view.set_frame(event.output)
+        badge = {"no_face": "no face: look into the camera", "calibrating": "calibrating...",
+                 "passthrough": "passthrough (camera sent as is)"}.get(status, "")
+        self.avatar_view.set_badge(badge)
+        self.camera_view.set_badge("no face" if status == "no_face" else "")
+        match = event.pose_match
+        if match is not None:
+            value = round(100 * float(match))
+            self.pose_meter.setValue(value)
+            color = "#3c3" if value >= 80 else "#db3" if value >= 60 else "#d44"
+            self.pose_meter.setStyleSheet(f"QProgressBar::chunk {{ background: {color}; }}")
+        if self.debug_dock.isVisible():
+            self.debug_view.show_event(event)
+        self._maybe_save_reference(event)
+
+    def _repaint_last(self) -> None:
+        if self._last_event is not None:
+            self._paint_camera(self._last_event)
+
+    def _paint_camera(self, event: Any) -> None:
+        view = self.camera_view
+        if self._countdown_left <= 0 and view.message():
+            view.set_message("")
+        show_landmarks = self.landmarks_check.isChecked()
+        box = event.box
+        if self.full_frame_check.isChecked() or event.crop is None:
+            view.set_frame(event.camera)
+            view.set_overlay(None)
+            if box is not None:
+                half = box.side / 2
+                view.set_box((box.cx - half, box.cy - half, box.cx + half, box.cy + half))
+            else:
+                view.set_box(None)
+            view.set_points(event.landmarks if show_landmarks else None)
+            return
+        view.set_frame(event.crop)
+        if self._avatar_image is not None and view.overlay_opacity() > 0 and not view.has_overlay():
+            view.set_overlay(self._avatar_image)
+        points = None
+        if event.landmarks is not None and box is not None:
+            points = box.to_crop(np.asarray(event.landmarks, np.float32), event.crop.shape[0])
+        if points is not None and len(points):
+            x0, y0 = points.min(axis=0)
+            x1, y1 = points.max(axis=0)
+            view.set_box((float(x0), float(y0), float(x1), float(y1)))
+        else:
+            view.set_box(None)
+        view.set_points(points if show_landmarks else None)
+
+    def _on_stats(self, stats: Any) -> None:
+        self._last_stats = stats
+        self.fps_label.setText(f"{stats.fps:.1f} fps")
+        self.latency_label.setText(f"latency {stats.latency_ms_p50:.0f} ms (p95 {stats.latency_ms_p95:.0f})")
+        self.dropped_label.setText(f"dropped {stats.dropped}")
+        self.engine_label.setText(f"engine: {stats.engine} | {stats.device}")
+        self.device_label.setText(f"device: {stats.device}")
+        names = dict(ENGINES)
+        if stats.engine in names and stats.engine == self._engine_config.name:
+            self._engine_confirmed = self._engine_config
+        if self._vcam_sink is not None:
+            text = (stats.sinks or {}).get(getattr(self._vcam_sink, "name", ""), None)
+            if text:
+                self.vcam_status.setText(f"on: {text}")
+
+    def _on_error(self, event: Any) -> None:
+        stage, message = event.stage, event.message
+        log.info("session error (%s): %s", stage, message)
+        if stage == "source":
+            self.camera_view.set_message(f"{message}\n\nChoose another camera or open a video file.")
+            self.open_video_button.setVisible(True)
+            self.statusBar().showMessage(message, 10000)
+        elif stage == "tracking":
+            self.statusBar().showMessage(message, 5000)
+        elif stage == "engine":
+            self._engine_failed()
+            self.show_error("Engine problem",
+                            f"{message}\n\nThe app keeps running with the {self._engine_config.name} engine.")
+        elif stage == "avatar":
+            self.show_error("Cannot use this portrait", message)
+        elif stage == "sink":
+            failed = getattr(event, "error", None)
+            if self._vcam_sink is not None and isinstance(failed, pipeline.VirtualCameraUnavailable):
+                self._vcam_failed(failed)
+            else:
+                self.show_error("Output problem", message)
+        else:
+            self.show_error("Problem", message)
+
+    # ================================================================== dialogs and misc
+    def show_error(self, title: str, text: str) -> None:
+        """Tell the user what went wrong, without blocking frames (window-modal, async)."""
+        now = time.monotonic()
+        if now - self._recent_errors.get(text, -1e9) < ERROR_REPEAT_S:
+            return
+        self._recent_errors[text] = now
+        self.errors_shown.append((title, text))
+        self.error_shown.emit(title, text)
+        log.warning("%s: %s", title, text)
+        if self._closing:
+            return
+        box = QMessageBox(QMessageBox.Icon.Warning, title, text, QMessageBox.StandardButton.Ok, self)
+        box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose, True)
+        box.open()
+
+    def show_shortcuts(self) -> None:
+        text = ("1-9  pick a portrait        A / D  previous / next\n"
+                "X  calibrate (3-2-1)        F  auto-calibrate\n"
+                "R  mirror     P  passthrough     L  landmarks     G  debug view\n"
+                "W / S  zoom     arrows  move the crop     0  reset framing\n"
+                "Ctrl+O  add portrait   Ctrl+Shift+O  video file   Ctrl+R  record")
+        box = QMessageBox(QMessageBox.Icon.Information, "Keyboard shortcuts", text,
+                          QMessageBox.StandardButton.Ok, self)
+        box.open()
+
+    def _toggle_debug(self, on: bool) -> None:
+        self.debug_dock.setVisible(on)
+
+    def _on_debug_visibility(self, visible: bool) -> None:
+        self.debug_action.setChecked(visible)
+        if not self._closing:
+            self.settings.set("window/debug_view", visible)
+
+    def _update_guide(self) -> None:
+        has_avatar = self._avatar_path is not None
+        has_source = self._source_spec is not None
+        calibrated = has_avatar and store.load_calibration(self._avatar_path) is not None
+        vcam = self._vcam_sink is not None
+
+        def step(n: int, text: str, done: bool, current: bool) -> str:
+            mark = "&#10003;" if done else f"{n}."
+            style = "font-weight:bold;color:#2a7fff;" if current else ("color:gray;" if done else "")
+            return f"<span style='{style}'>{mark} {text}</span>"
+
+        current = (0 if not has_source else 1 if not has_avatar else 2 if not calibrated else
+                   3 if not vcam else 4)
+        parts = [
+            step(1, "Camera" if has_source else "Choose a camera or video", has_source, current == 0),
+            step(2, "Pick a portrait below", has_avatar, current == 1),
+            step(3, "Copy its pose, press Calibrate (X)", calibrated, current == 2),
+            step(4, "Turn on Virtual camera for your call", vcam, current == 3),
+        ]
+        self.guide.setText(" &nbsp;&rarr;&nbsp; ".join(parts))
+
+    def closeEvent(self, event: QCloseEvent) -> None:
+        self.shutdown()
+        super().closeEvent(event)
+
+    def shutdown(self) -> None:
+        """Save settings, stop the session and wait for background jobs. Safe to call twice."""
+        if self._closing:
+            return
+        self._closing = True
+        self._countdown_timer.stop()
+        self.settings.set("window/geometry", self.saveGeometry())
+        self.settings.set("window/state", self.saveState())
+        self.settings.set("window/debug_view", self.debug_dock.isVisible())
+        self.settings.sync()
+        self.stop_recording()
+        self._remove_vcam()
+        self.controller.shutdown()
+        self.tasks.wait()
+
+
+def _cuda_available() -> bool:
+    import torch
+
+    return bool(torch.cuda.is_available())
