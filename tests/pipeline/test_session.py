@@ -1,0 +1,344 @@
+"""Session behaviour with plain fakes: threads, hand-over, controls, output policy, faults."""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import replace
+
+import numpy as np
+import pytest
+from pipeline_fakes import (
+    FakeEngine,
+    ListSource,
+    black,
+    coded_frame,
+    decode,
+    fakes,
+    wait_for,
+)
+
+from avatarify_app.config import CropConfig, EngineConfig, LiveOptions, MotionOptions
+from avatarify_app.errors import BadImageError, CameraError, NoFaceError, SinkError
+from avatarify_app.pipeline import LatestSlot, NullSink, PreviewSink, Session, Stats
+
+AVATAR = coded_frame(999)
+
+
+class Collector:
+    """Frame/error/stats observers that keep what they get."""
+
+    def __init__(self, session: Session) -> None:
+        self.events, self.errors, self.stats = [], [], []
+        session.add_frame_observer(self.events.append)
+        session.add_error_observer(self.errors.append)
+        session.add_stats_observer(self.stats.append)
+
+    def statuses(self):
+        return [e.status for e in self.events]
+
+    def stages(self):
+        return [e.stage for e in self.errors]
+
+
+def make(frames, *, realtime=False, loop=False, avatar=AVATAR, sinks=(), engine_kw=None, **kw):
+    wiring, engines, trackers = fakes(**(engine_kw or {}))
+    source = ListSource(list(frames), realtime=realtime, loop=loop)
+    session = Session(source, avatar=avatar, sinks=sinks, stats_interval=0.05, **wiring, **kw)
+    return session, Collector(session), engines, trackers, source
+
+
+@pytest.fixture
+def running():
+    """Start sessions and always stop them."""
+    started = []
+
+    def start(session):
+        started.append(session)
+        session.start()
+        return session
+
+    yield start
+    for s in started:
+        s.stop()
+
+
+def test_latest_slot_keeps_newest_and_counts_drops():
+    slot = LatestSlot()
+    for i in range(5):
+        slot.put(i)
+    assert slot.take(0.01) == 4
+    assert slot.dropped == 4
+    assert slot.take(0.01) is not None and slot.take(0.01) is slot.take(0.01)  # empty marker
+
+
+def test_latest_slot_waiting_put_loses_nothing():
+    slot = LatestSlot()
+    got = []
+
+    def consume():
+        while len(got) < 50:
+            item = slot.take(0.1)
+            if isinstance(item, int):
+                got.append(item)
+                time.sleep(0.001)
+
+    t = threading.Thread(target=consume)
+    t.start()
+    for i in range(50):
+        slot.put(i, wait=True)
+    t.join(5)
+    assert got == list(range(50)) and slot.dropped == 0
+
+
+def test_every_frame_in_order_when_not_realtime(running):
+    sink_frames = []
+    session, seen, engines, _, _ = make([coded_frame(i) for i in range(60)],
+                                        sinks=[PreviewSink(lambda f, t: sink_frames.append(decode(f)))])
+    running(session)
+    assert session.wait_ended(10)
+    assert [e.index for e in seen.events] == list(range(60))
+    assert sink_frames == list(range(60))
+    assert set(seen.statuses()) == {"ok"}
+    stats = session.stats()
+    assert stats.frames == 60 and stats.dropped == 0 and stats.engine == "fake"
+    assert stats.latency_ms_p95 >= stats.latency_ms_p50 > 0
+    assert set(stats.stage_ms) == {"capture", "tracking", "engine", "output"}
+    assert engines[0].state["built_on"] == "avatarify-infer" == engines[0].state["thread"]
+    ref = session.reference()
+    assert ref is not None and decode(ref[0]) == 0  # the first face frame became the reference
+    assert not seen.errors
+    session.stop()
+    assert engines[0].state["closed"] and not session.running
+    assert seen.stats and isinstance(seen.stats[-1], Stats)
+
+
+def test_realtime_source_drops_stale_frames_never_queues(running):
+    session, seen, _, _, _ = make([coded_frame(i) for i in range(400)], realtime=True,
+                                  engine_kw={"delay_s": 0.01})
+    running(session)
+    assert session.wait_ended(20)
+    indices = [e.index for e in seen.events]
+    assert indices == sorted(indices) and len(set(indices)) == len(indices)
+    stats = session.stats()
+    assert stats.dropped > 100
+    assert stats.frames + stats.dropped >= 399  # every frame was either processed or dropped
+
+
+def test_no_face_holds_last_good_output_and_card_before(running):
+    frames = [black(), coded_frame(1), coded_frame(2), black(), black(), coded_frame(5)]
+    session, seen, _, _, _ = make(frames)
+    running(session)
+    assert session.wait_ended(10)
+    assert seen.statuses() == ["no_face", "ok", "ok", "no_face", "no_face", "ok"]
+    first = seen.events[0].output
+    assert first.std() > 0 and decode(first) != 0  # a card, not a black/garbage frame
+    assert seen.events[3].output is seen.events[2].output is seen.events[4].output
+    assert seen.events[0].crop is None and seen.events[1].crop is not None
+
+
+def test_no_avatar_sends_a_card_not_the_camera(running):
+    session, seen, _, _, _ = make([coded_frame(i) for i in range(5)], avatar=None)
+    running(session)
+    assert session.wait_ended(10)
+    assert set(seen.statuses()) == {"no_avatar"}
+    for e in seen.events:
+        assert e.output.shape == (32, 32, 3) and decode(e.output) != e.index
+        assert decode(e.camera) == e.index
+
+
+def test_passthrough_and_mirror(running):
+    frame = coded_frame(3)
+    frame[:, :8] = (1, 2, 3)  # left edge marked
+    session, seen, _engines, trackers, _ = make([frame], loop=True)
+    running(session)
+    assert wait_for(lambda: len(seen.events) > 3)
+    session.update_options(LiveOptions(passthrough=True))
+    assert wait_for(lambda: seen.events[-1].status == "passthrough")
+    assert seen.events[-1].output is seen.events[-1].camera
+    session.update_options(LiveOptions(passthrough=True, mirror=True))
+    assert wait_for(lambda: tuple(seen.events[-1].camera[0, -1]) == (1, 2, 3))
+    assert "reset" in trackers[0].calls
+    assert session.options.mirror
+
+
+def test_motion_and_crop_options_reach_engine_and_tracker(running):
+    session, seen, engines, trackers, _ = make([coded_frame(1)], loop=True)
+    running(session)
+    assert wait_for(lambda: len(seen.events) > 2)
+    motion = MotionOptions(relative=False, adapt_scale=False)
+    crop = CropConfig(zoom=1.2, offset_x=0.1)
+    session.update_options(LiveOptions(motion=motion, crop=crop))
+    assert wait_for(lambda: engines[0].state.get("options") == motion)
+    assert wait_for(lambda: ("set_crop", crop) in trackers[0].calls)
+
+
+def test_recalibrate_takes_the_next_face_frame(running):
+    frames = [coded_frame(i) for i in range(300)]
+    session, seen, _, _, _ = make(frames, loop=True)
+    running(session)
+    assert wait_for(lambda: len(seen.events) > 5)
+    assert decode(session.reference()[0]) == 0
+    session.recalibrate()
+    assert wait_for(lambda: session.reference() is not None and decode(session.reference()[0]) != 0)
+    explicit = coded_frame(77, (32, 32))
+    session.set_reference(explicit, None)
+    assert wait_for(lambda: decode(session.reference()[0]) == 77)
+
+
+def test_auto_calibrate_picks_best_pose_match(running):
+    # Avatar landmarks are 10 everywhere; the fake tracker's landmarks are the frame code.
+    frames = [coded_frame(i) for i in range(40)]
+    session, seen, _, _, _ = make(frames, loop=True)
+    running(session)
+    assert wait_for(lambda: len(seen.events) > 45)  # past frame 10 once
+    session.auto_calibrate(n_frames=40)
+    assert wait_for(lambda: "calibrating" in seen.statuses())
+    assert wait_for(lambda: seen.events[-1].status == "ok" and "calibrating" in seen.statuses()[-45:])
+    assert wait_for(lambda: decode(session.reference()[0]) == 10)
+    assert any(e.pose_match == 1.0 for e in seen.events)
+
+
+def test_auto_calibrate_without_avatar_is_reported(running):
+    session, seen, _, _, _ = make([coded_frame(1)], loop=True, avatar=None)
+    running(session)
+    session.auto_calibrate(5)
+    assert wait_for(lambda: "avatar" in seen.stages())
+    assert "avatar" in seen.errors[0].message
+
+
+def test_switch_engine_while_running(running):
+    session, seen, engines, _, _ = make([coded_frame(i) for i in range(30)], loop=True)
+    running(session)
+    assert wait_for(lambda: len(seen.events) > 5)
+    session.set_engine(EngineConfig(name="landmarks"))
+    assert wait_for(lambda: len(engines) == 2 and engines[0].state.get("closed"))
+    assert engines[1].state["source"] is not None and engines[1].has_reference()
+    assert engines[1].state["built_on"] == "avatarify-infer"
+    n = len(seen.events)
+    assert wait_for(lambda: len(seen.events) > n + 5)
+    assert seen.statuses()[-1] == "ok"
+    # A failing engine is reported and the working one stays.
+    session.set_engine(EngineConfig(name="fomm"))
+    assert wait_for(lambda: "engine" in seen.stages())
+    assert not engines[1].state.get("closed") and session.engine_config.name == "landmarks"
+    n = len(seen.events)
+    assert wait_for(lambda: len(seen.events) > n + 5 and seen.statuses()[-1] == "ok")
+
+
+def test_engine_that_cannot_be_built_leaves_the_session_running(running):
+    session, seen, _, _, _ = make([coded_frame(1)], loop=True, engine_config=EngineConfig(name="fomm"))
+    running(session)
+    assert session.wait_ready(5)
+    assert wait_for(lambda: len(seen.events) > 3)
+    assert seen.stages()[0] == "engine" and set(seen.statuses()) == {"no_engine"}
+    session.set_engine(EngineConfig(name="landmarks"))
+    assert wait_for(lambda: seen.statuses()[-1] == "ok")
+
+
+def test_fault_source_dies_mid_stream(running):
+    frames = [coded_frame(i) for i in range(20)]
+    frames[7] = None  # the fake camera raises once there
+    session, seen, _, _, source = make(frames)
+    running(session)
+    assert session.wait_ended(10)
+    assert seen.stages() == ["source"] and isinstance(seen.errors[0].error, CameraError)
+    assert "camera" in seen.errors[0].message.lower()
+    assert [e.index for e in seen.events][-1] >= 17  # kept going after the failure
+    assert source.state["opened"] == 2  # reopened after the failure
+
+
+def test_fault_sink_raises(running):
+    class Broken:
+        name = "broken"
+
+        def send(self, frame, t):
+            raise SinkError("fake sink is broken")
+
+        def close(self):
+            pass
+
+    good = NullSink()
+    session, seen, _, _, _ = make([coded_frame(i) for i in range(30)], sinks=[Broken(), good])
+    running(session)
+    assert session.wait_ended(10)
+    assert good.frames == 30 and len(seen.events) == 30
+    assert seen.stages() == ["sink"]  # reported once, not 30 times
+    assert session.stats().sinks["broken"].startswith("error")
+
+
+def test_fault_avatar_switched_and_bad_avatar(running, tmp_path):
+    session, seen, engines, _, _ = make([coded_frame(i) for i in range(50)], loop=True)
+    running(session)
+    assert wait_for(lambda: len(seen.events) > 5)
+    new = coded_frame(500)
+    session.set_avatar(new)
+    assert wait_for(lambda: decode(engines[0].state["source"]) == 500)
+    bad = tmp_path / "bad.jpg"
+    bad.write_bytes(b"not a jpeg at all")
+    session.set_avatar(bad)
+    session.set_avatar(black((80, 80)))  # decodes, but has no face
+    assert wait_for(lambda: seen.stages().count("avatar") == 2)
+    assert isinstance(seen.errors[0].error, BadImageError) and "hint" in seen.errors[0].message
+    assert isinstance(seen.errors[1].error, NoFaceError)
+    assert decode(engines[0].state["source"]) == 500 and session.has_avatar  # the old one stays
+    n = len(seen.events)
+    assert wait_for(lambda: len(seen.events) > n + 5 and seen.statuses()[-1] == "ok")
+
+
+def test_set_source_and_sink_management_while_running(running):
+    session, seen, _, _, _ = make([coded_frame(i) for i in range(5)])
+    running(session)
+    assert session.wait_ended(10)
+    sink = NullSink()
+    session.add_sink(sink)
+    session.set_source(ListSource([coded_frame(100 + i) for i in range(10)]))
+    assert session.wait_ended(10) and wait_for(lambda: sink.frames == 10)
+    assert decode(seen.events[-1].camera) == 109
+    session.remove_sink(sink)
+    session.set_source(ListSource([coded_frame(i) for i in range(10)]))
+    assert session.wait_ended(10)
+    assert sink.frames == 10
+
+
+def test_unsubscribe_restart_and_debug(running):
+    session, seen, _, _, _ = make([coded_frame(1)], loop=True, options=LiveOptions(debug=True))
+    other = []
+    unsubscribe = session.add_frame_observer(other.append)
+    running(session)
+    assert wait_for(lambda: len(other) > 2)
+    assert "kp" in seen.events[-1].debug
+    unsubscribe()
+    n = len(other)
+    time.sleep(0.1)
+    assert len(other) == n
+    session.stop(close_sinks=False)
+    assert not session.running
+    session.start()
+    m = len(seen.events)
+    assert wait_for(lambda: len(seen.events) > m + 2)
+    session.stop()
+
+
+def test_stop_from_an_observer_does_not_deadlock(running):
+    session, _seen, _, _, _ = make([coded_frame(1)], loop=True)
+    session.add_frame_observer(lambda e: session.stop() if e.index == 3 else None)
+    running(session)
+    assert wait_for(lambda: not session.running, 5)
+
+
+def test_stats_observers_get_snapshots(running):
+    session, seen, _, _, _ = make([coded_frame(1)], loop=True)
+    running(session)
+    assert wait_for(lambda: any(s.frames > 0 for s in seen.stats))
+    s = [s for s in seen.stats if s.frames > 0][-1]
+    assert s.fps > 0 and s.engine == "fake" and s.device == "cpu"
+    assert "fps" in s.line()
+
+
+def test_frozen_fake_is_an_engine():
+    from avatarify_app.engines import Engine
+
+    assert isinstance(FakeEngine(), Engine)
+    assert replace(FakeEngine(), size=64).size == 64
+    assert np.array_equal(FakeEngine().predict(coded_frame(1, (32, 32))), coded_frame(1, (32, 32)))
