@@ -74,26 +74,13 @@ def demo_videos() -> list[Path]:
 
 
 def validate_checkpoint(path: str) -> str:
-    """Check a FOMM checkpoint off the GUI thread; raise CheckpointError saying what is wrong."""
+    """Load a FOMM checkpoint strictly (off the GUI thread); raise CheckpointError saying what is wrong."""
     p = Path(path)
     if not p.is_file():
         raise CheckpointError(f"Checkpoint not found: {p}", "Choose an existing .pth.tar file.")
-    from avatarify_app import models
+    from avatarify_app.models import load_fomm
 
-    loader = getattr(models, "load_fomm", None)
-    if loader is not None:
-        loader(p)  # raises CheckpointError with its own explanation
-        return str(p)
-    import torch  # models not ready: the least check that the file is a FOMM checkpoint
-
-    try:
-        data = torch.load(str(p), map_location="cpu", weights_only=True)
-    except Exception as err:
-        raise CheckpointError(f"{p.name} is not a readable PyTorch checkpoint ({err.__class__.__name__}).",
-                              "Use vox-adv-cpk.pth.tar or vox-cpk.pth.tar from the FOMM authors.") from err
-    if not isinstance(data, dict) or not {"generator", "kp_detector"} <= set(data):
-        raise CheckpointError(f"{p.name} does not hold FOMM weights (no generator / kp_detector).",
-                              "Use vox-adv-cpk.pth.tar or vox-cpk.pth.tar from the FOMM authors.")
+    load_fomm(p)
     return str(p)
 
 
@@ -158,7 +145,7 @@ class MainWindow(QMainWindow):
         ckpt = checkpoint or settings.get_str("engine/checkpoint") or None
         self._engine_config = EngineConfig(name=name, checkpoint=ckpt,
                                            half=settings.get_bool("engine/half") or None)
-        self._engine_confirmed = self._engine_config
+        self._engine_pending = False  # a switch was asked for and is not confirmed yet
         self._options = LiveOptions(
             mirror=settings.get_bool("live/mirror"),
             passthrough=settings.get_bool("live/passthrough"),
@@ -258,7 +245,7 @@ class MainWindow(QMainWindow):
         # -- calibration
         box = QGroupBox("Calibrate")
         form = QVBoxLayout(box)
-        hint = QLabel("Copy the portrait's pose and expression (raise the overlay to compare), "
+        hint = QLabel("Copy the portrait's pose and expression\n(raise the overlay to compare),\n"
                       "then press Calibrate.")
         hint.setWordWrap(True)
         form.addWidget(hint)
@@ -367,7 +354,8 @@ class MainWindow(QMainWindow):
         scroll = QScrollArea()
         scroll.setWidget(panel)
         scroll.setWidgetResizable(True)
-        scroll.setMinimumWidth(300)
+        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        scroll.setMinimumWidth(panel.sizeHint().width() + scroll.verticalScrollBar().sizeHint().width() + 4)
         dock = QDockWidget("Controls", self)
         dock.setObjectName("controls_dock")
         dock.setWidget(scroll)
@@ -469,6 +457,7 @@ class MainWindow(QMainWindow):
         if not picked and self.gallery.count():
             self.gallery.select_index(0)
         self.tasks.submit(_cuda_available, self._on_cuda_probe)
+        self._start_session(None)
         if self._camera_arg:
             self._add_source_item(self._camera_arg)
             self.open_source(self._camera_arg, user_chose=False)
@@ -569,15 +558,15 @@ class MainWindow(QMainWindow):
         self.settings.set("source/camera", spec)
         self.open_video_button.setVisible(False)
         self.camera_view.set_message("Opening...")
-        session = self.controller.session
-        if session is None:
+        if self.session is None:
             self._start_session(source)
         else:
-            session.set_source(source)
+            self.session.set_source(source)
         self._update_guide()
         return True
 
     def _start_session(self, source: Any) -> None:
+        """Build and start the session (``source`` may be None until the user picks one)."""
         factory = self._session_factory or pipeline.Session
         session = factory(source, engine_config=self._engine_config, options=self._current_options(),
                           tracking=TrackingConfig(crop=self._options.crop))
@@ -739,11 +728,12 @@ class MainWindow(QMainWindow):
 
     # ================================================================== options
     def _current_options(self) -> LiveOptions:
-        return self._options
+        """The options to send: the debug arrays are asked for only while the debug view shows."""
+        return dataclasses.replace(self._options, debug=self.debug_dock.isVisible())
 
     def _push_options(self) -> None:
         if self.session is not None:
-            self.session.update_options(self._options)
+            self.session.update_options(self._current_options())
 
     def _on_options_toggled(self, _on: bool = False) -> None:
         self._options = dataclasses.replace(
@@ -818,23 +808,34 @@ class MainWindow(QMainWindow):
 
     def set_engine(self, config: EngineConfig) -> None:
         """Switch engines; on failure the error dialog shows and the previous engine stays."""
-        self._engine_confirmed = self._engine_config
         self._engine_config = config
         self._select_engine_in_combo(config.name)
         self._show_checkpoint()
-        self.settings.set("engine/name", config.name)
-        self.settings.set("engine/checkpoint", config.checkpoint or "")
         if self.session is not None:
+            self._engine_pending = True
             self.engine_label.setText(f"engine: loading {config.name}...")
             self.session.set_engine(config)
+        else:
+            self._remember_engine(config)
 
-    def _engine_failed(self) -> None:
-        previous = self._engine_confirmed
-        self._engine_config = previous
-        self._select_engine_in_combo(previous.name)
+    def _remember_engine(self, config: EngineConfig) -> None:
+        self.settings.set("engine/name", config.name)
+        self.settings.set("engine/checkpoint", config.checkpoint or "")
+
+    def _engine_switch_failed(self) -> str:
+        """Show the engine that really runs (the previous one) or fall back to landmarks."""
+        self._engine_pending = False
+        session = self.session
+        running = session.stats().engine if session is not None else None
+        if running is None and self._engine_config.name != "landmarks":
+            fallback = EngineConfig(name="landmarks", device=self._engine_config.device)
+            self.set_engine(fallback)
+            return "the built-in landmarks engine"
+        if session is not None and running is not None:
+            self._engine_config = session.engine_config
+        self._select_engine_in_combo(self._engine_config.name)
         self._show_checkpoint()
-        self.settings.set("engine/name", previous.name)
-        self.settings.set("engine/checkpoint", previous.checkpoint or "")
+        return f"the {self._engine_config.name} engine"
 
     def choose_checkpoint(self) -> None:
         path, _ = QFileDialog.getOpenFileName(self, "Load a FOMM checkpoint", str(paths.CHECKPOINTS_DIR),
@@ -972,7 +973,8 @@ class MainWindow(QMainWindow):
             self.avatar_view.set_message("")
             self.avatar_view.set_frame(event.output)
         badge = {"no_face": "no face: look into the camera", "calibrating": "calibrating...",
-                 "passthrough": "passthrough (camera sent as is)"}.get(status, "")
+                 "passthrough": "passthrough (camera sent as is)", "no_engine": "no engine running",
+                 "error": "engine error (see message)"}.get(status, "")
         self.avatar_view.set_badge(badge)
         self.camera_view.set_badge("no face" if status == "no_face" else "")
         match = event.pose_match
@@ -1026,9 +1028,12 @@ class MainWindow(QMainWindow):
         self.dropped_label.setText(f"dropped {stats.dropped}")
         self.engine_label.setText(f"engine: {stats.engine} | {stats.device}")
         self.device_label.setText(f"device: {stats.device}")
-        names = dict(ENGINES)
-        if stats.engine in names and stats.engine == self._engine_config.name:
-            self._engine_confirmed = self._engine_config
+        session = self.session
+        if self._engine_pending and session is not None and session.engine_config == self._engine_config \
+                and stats.engine == self._engine_config.name:
+            self._engine_pending = False
+            self._remember_engine(self._engine_config)
+            self.statusBar().showMessage(f"Engine: {stats.engine} on {stats.device}", 4000)
         if self._vcam_sink is not None:
             text = (stats.sinks or {}).get(getattr(self._vcam_sink, "name", ""), None)
             if text:
@@ -1044,9 +1049,12 @@ class MainWindow(QMainWindow):
         elif stage == "tracking":
             self.statusBar().showMessage(message, 5000)
         elif stage == "engine":
-            self._engine_failed()
-            self.show_error("Engine problem",
-                            f"{message}\n\nThe app keeps running with the {self._engine_config.name} engine.")
+            if self._engine_pending or self.session is None or self.session.stats().engine is None:
+                now_running = self._engine_switch_failed()
+                self.show_error("Cannot switch the engine",
+                                f"{message}\n\nThe app keeps running with {now_running}.")
+            else:
+                self.show_error("Engine problem", message)
         elif stage == "avatar":
             self.show_error("Cannot use this portrait", message)
         elif stage == "sink":
@@ -1089,6 +1097,7 @@ class MainWindow(QMainWindow):
 
     def _on_debug_visibility(self, visible: bool) -> None:
         self.debug_action.setChecked(visible)
+        self._push_options()
         if not self._closing:
             self.settings.set("window/debug_view", visible)
 
