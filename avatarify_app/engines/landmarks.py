@@ -1,0 +1,319 @@
+"""Landmark engine: first-order motion from face-mesh landmarks, no neural generator.
+
+The FOMM idea (Siarohin et al. 2019) with keypoints that need no training:
+
+- keypoints: centroids of groups of mesh landmarks (lips, lids, brows, face-oval segments,
+  clusters of the rest); Jacobians: least-squares affine fits between the reference
+  driving group and the current one (``landmark_motion.fit_group_jacobians``);
+- relative transfer (FOMM Sec. 3, the demo's ``relative`` rule): kp_src + A (kp_drv - kp_ref)
+  and A J_rel A^-1, where A is the linear part of the similarity that aligns the driving
+  reference face to the source face (``adapt_scale`` keeps its scale, else only its rotation);
+- a *head* keypoint with a wide Gaussian driven by the similarity head motion, so hair,
+  ears and neck follow the face, and a *background* keypoint (identity) whose weight rises
+  at the crop border, so the border stays put;
+- mouth and eye *openings*: when the output opens wider than the source, the opening's
+  polygon maps onto the source opening (squeezed; a closed mouth maps onto its lip seam)
+  and a mouth's new interior is darkened: no tears, no folded lips;
+- masks: the normalised Gaussian heatmaps; one dense backward flow, computed on a coarse
+  grid, upsampled and applied with ``cv2.remap``.
+
+Everything that depends on the source alone is cached in ``set_source``.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from avatarify_app.config import EngineConfig, MotionOptions
+from avatarify_app.engines import landmark_groups as lg
+from avatarify_app.engines import landmark_motion as lm
+from avatarify_app.errors import BadImageError, NoFaceError
+from avatarify_app.frames import check_frame
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class LandmarkParams:
+    """Tuning of the landmark engine (crop px are for a 256 crop and scale with ``size``)."""
+
+    flow_res: int = 64  # side of the grid the flow is computed on
+    n_clusters: int = 16  # clusters of the landmarks no hand-made group uses
+    sigma_scale: float = 1.6  # keypoint Gaussian sigma = sigma_scale * group spread ...
+    sigma_min: float = 7.0  # ... but at least this (px)
+    head_sigma: float = 0.9  # head Gaussian sigma as a multiple of the face size
+    head_amp: float = 0.08  # head weight relative to a face keypoint
+    border_amp: float = 30.0  # background weight at the border ...
+    border_tau: float = 6.0  # ... decaying with this length (px) into the crop
+    region_amp: float = 40.0  # weight of an opening's interior map
+    mouth_darken: float = 0.55  # how dark a newly opened mouth interior gets
+    ridge: float = 0.15  # Jacobian fit shrinkage to the identity
+
+
+class _MeshFinder:
+    """mediapipe face mesh on crops, for callers that pass no landmarks."""
+
+    def __init__(self, static: bool) -> None:
+        import mediapipe as mp
+
+        self._mesh = mp.solutions.face_mesh.FaceMesh(
+            static_image_mode=static, max_num_faces=1, refine_landmarks=False,
+            min_detection_confidence=0.5, min_tracking_confidence=0.5,
+        )
+
+    def find(self, image: np.ndarray) -> np.ndarray | None:
+        result = self._mesh.process(image)
+        if not result.multi_face_landmarks:
+            return None
+        h, w = image.shape[:2]
+        lms = result.multi_face_landmarks[0].landmark
+        pts = np.array([(p.x * w, p.y * h) for p in lms[: lg.N_LANDMARKS]], dtype=np.float32)
+        return pts
+
+    def close(self) -> None:
+        self._mesh.close()
+
+
+class LandmarkEngine:
+    """Animate a source crop with the landmark motion of driving crops (see module doc)."""
+
+    name = "landmarks"
+
+    def __init__(self, size: int = 256, options: MotionOptions | None = None,
+                 params: LandmarkParams | None = None) -> None:
+        self.size = int(size)
+        self.device = "cpu (numpy/OpenCV)"
+        self.options = options or MotionOptions()
+        self.params = params or LandmarkParams()
+        self._finders: dict[bool, _MeshFinder] = {}
+        self._src: dict[str, object] | None = None
+        self._ref: dict[str, object] | None = None
+        self._debug: dict[str, np.ndarray] = {}
+        r = self.params.flow_res
+        # Grid of the coarse flow at pixel centres, in crop pixels (cv2.resize convention).
+        self._xs = ((np.arange(r) + 0.5) * (self.size / r) - 0.5).astype(np.float32)
+        self._ys = self._xs.copy()
+        d = np.minimum.outer(np.minimum(self._ys + 0.5, self.size - 0.5 - self._ys),
+                             np.minimum(self._xs + 0.5, self.size - 0.5 - self._xs))
+        tau = self.params.border_tau * self.size / 256.0
+        self._border_w = (self.params.border_amp * np.exp(-d / tau) + 1e-6).astype(np.float32)
+        full = np.arange(self.size, dtype=np.float32)
+        self._gx, self._gy = np.meshgrid(full, full)
+        # Flow fades to exactly zero on the outermost pixels.
+        dfull = np.minimum.outer(np.minimum(full, self.size - 1 - full), np.minimum(full, self.size - 1 - full))
+        self._edge = np.clip(dfull / 2.0, 0.0, 1.0).astype(np.float32)
+
+    @classmethod
+    def from_config(cls, config: EngineConfig, options: MotionOptions | None = None) -> LandmarkEngine:
+        if config.device not in ("auto", "cpu"):
+            log.info("landmark engine runs on the CPU; device %s ignored", config.device)
+        return cls(options=options)
+
+    # --- landmarks -------------------------------------------------------------------------
+
+    def _landmarks(self, image: np.ndarray, landmarks: np.ndarray | None, static: bool,
+                   what: str) -> np.ndarray:
+        if landmarks is not None:
+            pts = np.asarray(landmarks, dtype=np.float32)
+            if pts.ndim != 2 or pts.shape[0] < lg.N_LANDMARKS or pts.shape[1] != 2:
+                raise ValueError(f"{what} landmarks must be (468, 2) mediapipe mesh points, got {pts.shape}")
+            if not np.isfinite(pts).all():
+                raise ValueError(f"{what} landmarks contain NaN or inf")
+            return pts[: lg.N_LANDMARKS]
+        finder = self._finders.get(static)
+        if finder is None:
+            finder = self._finders[static] = _MeshFinder(static)
+        pts = finder.find(image)
+        if pts is None:
+            raise NoFaceError(f"No face found in the {what} image.",
+                              "Use a photo with one clearly visible, roughly frontal face."
+                              if what == "source" else
+                              "Face the camera in good light, not too far away.")
+        return pts
+
+    def _check(self, image: np.ndarray, what: str) -> np.ndarray:
+        try:
+            check_frame(image, what)
+        except ValueError as err:
+            raise BadImageError(str(err), "Pass uint8 RGB HxWx3 crops.") from err
+        if image.shape[:2] != (self.size, self.size):
+            raise BadImageError(f"The {what} crop is {image.shape[1]}x{image.shape[0]}; "
+                                f"the landmark engine takes {self.size}x{self.size} crops.",
+                                "Align the face first (avatarify_app.tracking.align_portrait).")
+        return image
+
+    # --- protocol --------------------------------------------------------------------------
+
+    def set_source(self, image: np.ndarray, landmarks: np.ndarray | None = None) -> None:
+        image = self._check(image, "source")
+        pts = self._landmarks(image, landmarks, True, "source").astype(np.float64)
+        p = self.params
+        k256 = self.size / 256.0
+        groups = lg.build_groups(pts, p.n_clusters)
+        names = list(groups)
+        idx, mask = lm.group_arrays([groups[n] for n in names])
+        kp = lm.group_centroids(pts, idx, mask)
+        sigma = np.maximum(p.sigma_scale * lm.group_spread(pts, idx, mask), p.sigma_min * k256)
+        oval = pts[list(lg.FACE_OVAL_RING)]
+        face_size = float(np.sqrt(cv2.contourArea(oval.astype(np.float32))))
+        self._src = {
+            "image": np.ascontiguousarray(image),
+            "landmarks": pts,
+            "names": names,
+            "idx": idx,
+            "mask": mask,
+            "kp": kp,
+            "sigma": sigma,
+            "centre": pts.mean(0),
+            "face_size": face_size,
+            "mouth": lm.opening_axis(pts, lg.MOUTH_CORNERS, lg.MOUTH_INNER_PAIRS),
+            "reye": lm.opening_axis(pts, lg.RIGHT_EYE_CORNERS, lg.RIGHT_EYE_PAIRS),
+            "leye": lm.opening_axis(pts, lg.LEFT_EYE_CORNERS, lg.LEFT_EYE_PAIRS),
+        }
+        if self._ref is not None:
+            self._align_reference()
+
+    def set_reference(self, image: np.ndarray | None, landmarks: np.ndarray | None = None) -> None:
+        if image is None and landmarks is None:
+            self._ref = None
+            return
+        if image is not None:
+            image = self._check(image, "reference")
+        pts = self._landmarks(image, landmarks, True, "reference").astype(np.float64)
+        self._ref = {"landmarks": pts}
+        if self._src is not None:
+            self._align_reference()
+
+    def _align_reference(self) -> None:
+        """Cache what depends on the (source, reference) pair: the aligning similarity."""
+        assert self._src is not None and self._ref is not None
+        ref = self._ref["landmarks"]
+        self._ref["to_source"] = lm.fit_similarity(ref, self._src["landmarks"])
+        self._ref["kp"] = lm.group_centroids(ref, self._src["idx"], self._src["mask"])
+
+    def has_reference(self) -> bool:
+        return self._ref is not None
+
+    def set_options(self, options: MotionOptions) -> None:
+        self.options = options
+
+    def predict(self, image: np.ndarray, landmarks: np.ndarray | None = None) -> np.ndarray:
+        if self._src is None:
+            raise RuntimeError("set_source() must be called before predict()")
+        image = self._check(image, "driving")
+        drv = self._landmarks(image, landmarks, False, "driving").astype(np.float64)
+        if self._ref is None:
+            self._ref = {"landmarks": drv.copy()}
+            self._align_reference()
+        return self._animate(drv)
+
+    def debug_info(self) -> dict[str, np.ndarray]:
+        return dict(self._debug)
+
+    def close(self) -> None:
+        for finder in self._finders.values():
+            finder.close()
+        self._finders.clear()
+
+    # --- the motion ------------------------------------------------------------------------
+
+    def _animate(self, drv: np.ndarray) -> np.ndarray:
+        src, ref, p = self._src, self._ref, self.params
+        assert src is not None and ref is not None
+        idx, mask = src["idx"], src["mask"]
+        ref_pts = ref["landmarks"]
+        to_src: lm.Similarity = ref["to_source"]
+        kp_src = src["kp"]
+        kp_drv = lm.group_centroids(drv, idx, mask)
+        head = lm.fit_similarity(ref_pts, drv)  # rigid-ish head motion ref -> driving
+        if self.options.relative:
+            A = lm.adapt_linear(to_src, self.options.adapt_scale)
+            jac = lm.fit_group_jacobians(ref_pts, drv, idx, mask, p.ridge)
+            kp_new, J_new = lm.relative_transfer(kp_src, ref["kp"], kp_drv, jac, A)
+            head_new = src["centre"] + (head.apply(ref_pts.mean(0)[None])[0] - ref_pts.mean(0)) @ A.T
+            head_J = A @ head.A @ np.linalg.inv(A)
+            target = src["landmarks"] + (drv - ref_pts) @ A.T
+        else:
+            # Absolute: the driving face itself, placed on the source by the aligning similarity.
+            target = to_src.apply(drv)
+            kp_new = lm.group_centroids(target, idx, mask)
+            J_new = lm.fit_group_jacobians(src["landmarks"], target, idx, mask, p.ridge)
+            whole = lm.fit_similarity(src["landmarks"], target)
+            head_new = whole.apply(src["centre"][None])[0]
+            head_J = whole.A
+
+        k256 = self.size / 256.0
+        kps_new = np.vstack([kp_new, head_new[None]])
+        kps_src = np.vstack([kp_src, src["centre"][None]])
+        jacs = np.concatenate([J_new, head_J[None]], axis=0)
+        sigma = np.concatenate([src["sigma"], [p.head_sigma * src["face_size"]]])
+        amp = np.concatenate([np.ones(len(kp_new)), [p.head_amp]])
+        weights = lm.gaussian_weights(kps_new, sigma, amp, self._xs, self._ys)
+        affines = lm.backward_affines(kps_src, kps_new, jacs)
+
+        # Openings that the output shows wider than the source: interior maps + weights.
+        extra_w, extra_a, mouth_poly, mouth_dark = [], [], None, 0.0
+        for key, ring, corners, pairs in (
+            ("mouth", lg.MOUTH_INNER_RING, lg.MOUTH_CORNERS, lg.MOUTH_INNER_PAIRS),
+            ("reye", lg.RIGHT_EYE_RING, lg.RIGHT_EYE_CORNERS, lg.RIGHT_EYE_PAIRS),
+            ("leye", lg.LEFT_EYE_RING, lg.LEFT_EYE_CORNERS, lg.LEFT_EYE_PAIRS),
+        ):
+            s_axis = src[key]
+            n_axis = lm.opening_axis(target, corners, pairs)
+            gain = np.clip((n_axis[3] - s_axis[3]) / max(0.08 * n_axis[2], 1e-6), 0.0, 1.0)
+            if gain <= 0.0:
+                continue
+            poly = target[list(ring)]
+            extra_w.append(self._polygon_weight(poly) * (p.region_amp * gain))
+            extra_a.append(lm.region_affine(s_axis, n_axis))
+            if key == "mouth":
+                mouth_poly = poly
+                mouth_dark = p.mouth_darken * gain * float(np.clip(1.0 - s_axis[3] / max(n_axis[3], 1e-6), 0, 1))
+
+        all_w = [weights, *(w[None] for w in extra_w), self._border_w[None]]
+        all_a = [affines, *(a[None] for a in extra_a), np.array([[1, 0, 0, 1, 0, 0]], dtype=np.float64)]
+        W = np.concatenate(all_w, axis=0)
+        affs = np.concatenate(all_a, axis=0)
+        coarse = lm.blend_backward(W, affs, self._xs, self._ys)  # rxrx2 sampling positions
+
+        r = p.flow_res
+        grid_c = np.stack(np.meshgrid(self._xs, self._ys), axis=-1)
+        flow_c = coarse - grid_c
+        flow = cv2.resize(flow_c, (self.size, self.size), interpolation=cv2.INTER_LINEAR) if r != self.size else flow_c
+        flow *= self._edge[..., None]
+        map_x = self._gx + flow[..., 0]
+        map_y = self._gy + flow[..., 1]
+        out = cv2.remap(src["image"], map_x, map_y, interpolation=cv2.INTER_LINEAR,
+                        borderMode=cv2.BORDER_REPLICATE)
+        if mouth_poly is not None and mouth_dark > 0.01:
+            out = self._darken(out, mouth_poly, mouth_dark)
+        self._debug = {
+            "kp_source": kps_src.astype(np.float32),
+            "kp_driving": np.vstack([kp_drv, head.apply(ref_pts.mean(0)[None])]).astype(np.float32),
+            "kp_output": kps_new.astype(np.float32) * 1.0,
+            "flow": flow,
+            "masks": (W / W.sum(0, keepdims=True)).astype(np.float32),
+        }
+        del k256
+        return np.ascontiguousarray(out)
+
+    def _polygon_weight(self, poly: np.ndarray) -> np.ndarray:
+        """Soft mask (flow grid) of a polygon given in crop px."""
+        r = self.params.flow_res
+        canvas = np.zeros((r, r), np.float32)
+        pts = np.round(((poly + 0.5) * (r / self.size) - 0.5) * 4).astype(np.int32)
+        cv2.fillPoly(canvas, [pts], 1.0, lineType=cv2.LINE_AA, shift=2)
+        return cv2.GaussianBlur(canvas, (3, 3), 0)
+
+    def _darken(self, out: np.ndarray, poly: np.ndarray, amount: float) -> np.ndarray:
+        canvas = np.zeros((self.size, self.size), np.float32)
+        pts = np.round(poly * 4).astype(np.int32)
+        cv2.fillPoly(canvas, [pts], 1.0, lineType=cv2.LINE_AA, shift=2)
+        k = max(3, int(self.size / 64) | 1)
+        canvas = cv2.GaussianBlur(canvas, (k, k), 0)
+        factor = 1.0 - amount * canvas
+        return np.clip(out.astype(np.float32) * factor[..., None], 0, 255).astype(np.uint8)
