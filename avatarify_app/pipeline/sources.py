@@ -278,8 +278,11 @@ def list_cameras(max_index: int = 8) -> list[CameraInfo]:
     """Cameras that open and deliver a frame (probing opens each; takes a moment)."""
     linux = platform.system() == "Linux"
     found: list[CameraInfo] = []
-    level = cv2.utils.logging.getLogLevel()
-    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
+    # Probing absent indices makes OpenCV warn on stderr; keep it quiet while probing.
+    get_level, set_level = getattr(cv2, "getLogLevel", None), getattr(cv2, "setLogLevel", None)
+    level = get_level() if get_level and set_level else None
+    if level is not None:
+        set_level(0)  # silent
     try:
         for index in range(max_index):
             path = f"/dev/video{index}" if linux else None
@@ -297,5 +300,6 @@ def list_cameras(max_index: int = 8) -> list[CameraInfo]:
             finally:
                 cap.release()
     finally:
-        cv2.utils.logging.setLogLevel(level)
+        if level is not None:
+            set_level(level)
     return found
