@@ -1,0 +1,197 @@
+"""`live`: camera (or video file) -> avatar -> virtual camera / MP4, headless.
+
+    python main.py live --headless --camera 0 --avatar face.jpg
+    python main.py live --headless --camera drive.mp4 --avatar face.jpg --no-vcam --record out.mp4
+
+Runs until Ctrl-C, until ``--frames N`` frames were processed, or until a video file ends
+(unless ``--loop``); prints a stats line every ``--stats-every`` seconds and a summary.
+
+A video file given as the camera is read *unpaced and lossless* (every frame is processed,
+none dropped, as fast as the engine goes) so that a recording holds all its frames at the
+file's frame rate. With the virtual camera on and no recording it plays at its own frame
+rate instead, like a camera; ``--realtime`` forces that.
+
+Without ``--headless`` this opens the desktop app (the ``gui`` command) with the same options.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import threading
+import time
+from pathlib import Path
+
+from avatarify_app.config import (
+    DEVICE_NAMES,
+    ENGINE_NAMES,
+    EngineConfig,
+    LiveOptions,
+    MotionOptions,
+    VirtualCameraConfig,
+)
+from avatarify_app.errors import ConfigError, VirtualCameraUnavailable
+from avatarify_app.frames import IMAGE_SUFFIXES
+from avatarify_app.paths import AVATARS_DIR
+
+
+def parse_size(text: str) -> tuple[int, int]:
+    try:
+        w, h = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not WIDTHxHEIGHT, e.g. 1280x720") from None
+    if not (16 <= w <= 7680 and 16 <= h <= 4320):
+        raise argparse.ArgumentTypeError(f"{text!r} is out of range")
+    return w, h
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--headless", action="store_true", help="run without a window (else the desktop app opens)")
+    p.add_argument("--camera", default="0",
+                   help="camera index (0, 1, ...), device path (/dev/video0), or a video/image file (default 0)")
+    p.add_argument("--avatar", help="portrait image to animate (default: the first one in assets/avatars)")
+    p.add_argument("--engine", choices=ENGINE_NAMES, default="auto",
+                   help="auto = FOMM when a checkpoint is found, else landmarks")
+    p.add_argument("--checkpoint", help="FOMM checkpoint (.pth.tar); default: search checkpoints/")
+    p.add_argument("--device", choices=DEVICE_NAMES, default="auto")
+    p.add_argument("--no-vcam", action="store_true", help="do not open the virtual camera")
+    p.add_argument("--vcam-size", type=parse_size, default=(1280, 720), metavar="WxH",
+                   help="virtual camera size (default 1280x720)")
+    p.add_argument("--vcam-fit", choices=("letterbox", "fill"), default="letterbox")
+    p.add_argument("--vcam-fps", type=float, default=30.0)
+    p.add_argument("--vcam-backend", help="pyvirtualcam backend (v4l2loopback, obs, unitycapture)")
+    p.add_argument("--vcam-device", help="virtual camera device, e.g. /dev/video4")
+    p.add_argument("--record", metavar="OUT.mp4", help="also write the avatar to an MP4 file (no audio)")
+    p.add_argument("--record-size", type=parse_size, metavar="WxH", help="recording size (default: the output's)")
+    p.add_argument("--frames", type=int, default=0, metavar="N", help="stop after N processed frames")
+    p.add_argument("--loop", action="store_true", help="loop a video file given as --camera")
+    p.add_argument("--realtime", action="store_true", help="play a video file at its own frame rate")
+    p.add_argument("--mirror", action="store_true", help="mirror the camera")
+    p.add_argument("--absolute", action="store_true", help="absolute instead of relative motion")
+    p.add_argument("--no-adapt-scale", action="store_true", help="do not adapt the motion scale")
+    p.add_argument("--auto-calibrate", type=int, default=0, metavar="N",
+                   help="pick the reference among the first N face frames by pose match")
+    p.add_argument("--stats-every", type=float, default=2.0, metavar="SECONDS")
+    p.add_argument("--json", action="store_true", help="print the summary as one JSON line at the end")
+
+
+def _default_avatar() -> Path | None:
+    if not AVATARS_DIR.is_dir():
+        return None
+    images = sorted(p for p in AVATARS_DIR.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    return images[0] if images else None
+
+
+def _open_gui(args: argparse.Namespace) -> int:
+    try:
+        from avatarify_app.commands import gui
+    except ImportError:
+        print("The desktop app is not available here; use `live --headless`.", file=sys.stderr)
+        return 2
+    print("Opening the desktop app (pass --headless to run in the terminal).")
+    ns = argparse.Namespace(camera=args.camera, avatar=args.avatar,
+                            engine=None if args.engine == "auto" else args.engine,
+                            checkpoint=args.checkpoint, no_vcam=args.no_vcam, screenshot=None, quit_after=None)
+    return int(gui.run(ns) or 0)
+
+
+def run(args: argparse.Namespace) -> int:
+    if not args.headless:
+        return _open_gui(args)
+    # The pipeline (OpenCV, pyvirtualcam) loads only when the command runs.
+    from avatarify_app.pipeline import RecorderSink, Session, VirtualCameraSink, open_source
+
+    out = sys.stdout
+    avatar = args.avatar or _default_avatar()
+    if avatar is None:
+        raise ConfigError("No avatar given and none found in assets/avatars.", "Pass --avatar PORTRAIT.jpg.")
+
+    sinks = []
+    vcam = None
+    if not args.no_vcam:
+        config = VirtualCameraConfig(width=args.vcam_size[0], height=args.vcam_size[1], fps=args.vcam_fps,
+                                     fit=args.vcam_fit, backend=args.vcam_backend, device=args.vcam_device)
+        try:
+            vcam = VirtualCameraSink(config)
+            sinks.append(vcam)
+            print(f"virtual camera: {vcam.device} ({vcam.status})", file=out)
+        except VirtualCameraUnavailable as err:
+            print(f"virtual camera: unavailable, running without it.\n  {err.message}\n"
+                  + "\n".join("  " + line for line in err.hint.splitlines()), file=out)
+
+    paced = args.realtime or (vcam is not None and not args.record)
+    source = open_source(args.camera, loop=args.loop, paced=paced)
+    recorder = None
+    if args.record:
+        realtime = bool(getattr(source, "realtime", True))
+        fps = args.vcam_fps
+        if not realtime:
+            source.open()  # to learn the file's frame rate
+            fps = source.fps or fps
+            source.close()
+        recorder = RecorderSink(args.record, fps=fps, size=args.record_size, sync=realtime)
+        sinks.append(recorder)
+
+    options = LiveOptions(mirror=args.mirror,
+                          motion=MotionOptions(relative=not args.absolute, adapt_scale=not args.no_adapt_scale))
+    engine_config = EngineConfig(name=args.engine, checkpoint=args.checkpoint, device=args.device)
+    session = Session(source, engine_config=engine_config, options=options, sinks=sinks, avatar=avatar)
+    done = threading.Event()
+    counted = [0]
+
+    def on_frame(event) -> None:
+        counted[0] += 1
+        if args.frames and counted[0] >= args.frames:
+            done.set()
+
+    def on_error(event) -> None:
+        print(f"[{event.stage}] {event.message}", file=sys.stderr)
+
+    session.add_frame_observer(on_frame)
+    session.add_error_observer(on_error)
+    mode = "real time, newest frame wins" if getattr(source, "realtime", True) else "every frame (unpaced)"
+    print(f"source: {source.name} ({mode}); avatar: {avatar}; engine: {args.engine}", file=out)
+    t_start = time.perf_counter()
+    interrupted = False
+    code = 0
+    session.start()
+    try:
+        session.wait_ready()
+        stats = session.stats()
+        if stats.engine is None or not session.has_avatar:
+            print("error: cannot start (see the message above).", file=sys.stderr)
+            code = 2
+        else:
+            print(f"engine: {stats.engine} on {stats.device}. Ctrl-C stops.", file=out)
+            next_print = time.perf_counter() + args.stats_every
+            while not done.is_set() and not session.ended:
+                done.wait(0.05)
+                if args.stats_every > 0 and time.perf_counter() >= next_print:
+                    next_print += args.stats_every
+                    print(session.stats().line(), file=out, flush=True)
+    except KeyboardInterrupt:
+        interrupted = True
+    finally:
+        stats = session.stats()
+        session.stop()  # closes the sinks: the recording is finished here
+    if code:
+        return code
+    elapsed = time.perf_counter() - t_start
+    summary = {
+        "frames": stats.frames, "seconds": round(elapsed, 2), "fps": stats.fps,
+        "latency_ms_p50": stats.latency_ms_p50, "latency_ms_p95": stats.latency_ms_p95,
+        "stage_ms": stats.stage_ms, "dropped": stats.dropped, "engine": stats.engine, "device": stats.device,
+        "virtual_camera": vcam.device if vcam is not None else None,
+        "recording": ({"path": str(recorder.path), "frames": recorder.frames_written, "codec": recorder.codec}
+                      if recorder is not None else None),
+        "stopped_by": "ctrl-c" if interrupted else "frames" if done.is_set() else "end of video",
+    }
+    print(f"summary: {stats.frames} frames in {elapsed:.1f} s, {stats.fps:.1f} fps, latency p50 "
+          f"{stats.latency_ms_p50:.0f} ms / p95 {stats.latency_ms_p95:.0f} ms, dropped {stats.dropped}, "
+          f"engine {stats.engine} on {stats.device}", file=out)
+    if recorder is not None:
+        print(f"recorded {recorder.frames_written} frames to {recorder.path} ({recorder.codec}, no audio)", file=out)
+    if args.json:
+        print(json.dumps(summary), file=out)
+    return 130 if interrupted else 0
