@@ -120,7 +120,7 @@ class VirtualCameraSink:
             camera.close()
 
 
-def _ffmpeg_with_x264() -> str | None:
+def ffmpeg_with_x264() -> str | None:
     """Path of imageio-ffmpeg's bundled ffmpeg when it has libx264, else None."""
     try:
         import imageio_ffmpeg
@@ -181,7 +181,7 @@ class RecorderSink:
         errors = []
         for kind in self.prefer:
             if kind == "ffmpeg":
-                exe = _ffmpeg_with_x264()
+                exe = ffmpeg_with_x264()
                 if exe is None:
                     errors.append("ffmpeg: no bundled ffmpeg with libx264")
                     continue

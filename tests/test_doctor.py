@@ -1,0 +1,26 @@
+"""`doctor` on this machine: every check prints, the virtual camera line carries the fix."""
+
+from __future__ import annotations
+
+import pyvirtualcam
+
+from avatarify_app.cli import main
+
+
+def test_doctor_reports_every_check(capsys):
+    code = main(["doctor", "--max-camera-index", "2"])
+    out = capsys.readouterr().out
+    assert code in (0, 1)
+    for what in ("python", "torch", "device", "mediapipe", "cameras", "virtual camera", "checkpoints",
+                 "onnxruntime", "mp4 encoder"):
+        assert f"] {what}" in out, what
+    assert "face models present" in out or "face models missing" in out
+    assert "cpu" in out or "cuda" in out or "mps" in out
+    if "[warn] virtual camera" in out and "v4l2loopback" in pyvirtualcam.camera.BACKENDS:
+        assert "sudo modprobe v4l2loopback devices=1 exclusive_caps=1" in out
+    assert out.rstrip().splitlines()[-1].startswith(("ready", "cannot run"))
+
+
+def test_doctor_can_skip_cameras(capsys):
+    main(["doctor", "--no-cameras"])
+    assert "not probed" in capsys.readouterr().out
