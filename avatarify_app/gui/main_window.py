@@ -1070,9 +1070,10 @@ class MainWindow(QMainWindow):
     def show_error(self, title: str, text: str) -> None:
         """Tell the user what went wrong, without blocking frames (window-modal, async)."""
         now = time.monotonic()
-        if now - self._recent_errors.get(text, -1e9) < ERROR_REPEAT_S:
+        key = f"{title}\n{text}"
+        if now - self._recent_errors.get(key, -1e9) < ERROR_REPEAT_S:
             return
-        self._recent_errors[text] = now
+        self._recent_errors[key] = now
         self.errors_shown.append((title, text))
         self.error_shown.emit(title, text)
         log.warning("%s: %s", title, text)
