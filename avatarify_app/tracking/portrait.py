@@ -22,8 +22,13 @@ BACKENDS = ("mediapipe", "face_alignment")
 MESH_REGION_SCALE = 2.2
 # ... resampled to this many px (the mesh model itself looks at 192x192).
 MESH_REGION_SIZE = 384
-# Images longer than this are also searched in overlapping tiles when no face is found whole.
-TILE_MIN_IMAGE_SIDE = 640
+# When no face is found in the whole picture, the full-range detector (which finds faces down
+# to ~7.5% of its input's side) searches overlapping tiles of half, then a quarter ... of the
+# short side, down to TILE_MIN_SIDE px: faces down to ~20 px tall in any photo size.
+TILE_MIN_SIDE = 256
+TILE_STEP = 0.6
+# Detections tried (biggest first) before giving up on finding a mesh.
+MAX_CANDIDATES = 4
 
 
 def check_backend(config: TrackingConfig) -> None:
@@ -49,12 +54,12 @@ def to_image(image: np.ndarray | str | Path) -> np.ndarray:
     return frame
 
 
-def _tiles(h: int, w: int) -> list[tuple[int, int, int]]:
-    """Overlapping square tiles (x0, y0, side) covering the image, half the short side each."""
-    side = max(256, min(h, w) // 2)
-    step = side // 2
-    xs = list(range(0, max(w - side, 0) + 1, step)) or [0]
-    ys = list(range(0, max(h - side, 0) + 1, step)) or [0]
+def _tiles(h: int, w: int, side: int) -> list[tuple[int, int, int]]:
+    """Overlapping square tiles (x0, y0, side) covering the image (overlap 40% of a tile)."""
+    side = min(side, h, w)
+    step = max(1, int(side * TILE_STEP))
+    xs = list(range(0, w - side + 1, step))
+    ys = list(range(0, h - side + 1, step))
     if xs[-1] + side < w:
         xs.append(w - side)
     if ys[-1] + side < h:
@@ -104,12 +109,14 @@ class PortraitAligner:
         for det in self._detectors:  # short range (near faces), then full range (small faces)
             found += det.detect(image)
         h, w = image.shape[:2]
-        if not found and max(h, w) > TILE_MIN_IMAGE_SIDE:
-            full = self._detectors[1]
-            for x0, y0, side in _tiles(h, w):
-                tile = np.ascontiguousarray(image[y0 : y0 + side, x0 : x0 + side])
+        full = self._detectors[1]
+        side = min(h, w) // 2
+        while not found and side >= TILE_MIN_SIDE:
+            for x0, y0, t in _tiles(h, w, side):
+                tile = np.ascontiguousarray(image[y0 : y0 + t, x0 : x0 + t])
                 for box, score in full.detect(tile):
                     found.append((box + np.array([x0, y0, x0, y0], np.float32), score))
+            side //= 2
         return found
 
     def find_face(self, image: np.ndarray | str | Path) -> Face:
@@ -120,9 +127,13 @@ class PortraitAligner:
         found = self._detect(frame)
         if not found:
             raise NoFaceError("No face found in the picture.")
-        # The main face: the biggest, ties broken by confidence.
-        box, score = max(found, key=lambda f: (float((f[0][2] - f[0][0]) * (f[0][3] - f[0][1])), f[1]))
-        landmarks = self._mesh_around(frame, box)
+        # The main face: the biggest, ties broken by confidence; the next ones if no mesh fits.
+        found.sort(key=lambda f: (-float((f[0][2] - f[0][0]) * (f[0][3] - f[0][1])), -f[1]))
+        landmarks = None
+        for box, score in found[:MAX_CANDIDATES]:
+            landmarks = self._mesh_around(frame, box)
+            if landmarks is not None:
+                break
         if landmarks is None:
             raise NoFaceError(
                 "A face was detected but its features could not be located.",

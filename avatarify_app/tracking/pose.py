@@ -6,7 +6,7 @@ import math
 
 import numpy as np
 
-POSE_TOLERANCE = 0.12
+POSE_TOLERANCE = 0.15
 """RMS landmark distance (in units of the face's RMS radius) at which the match is 1/e."""
 
 
@@ -36,7 +36,8 @@ def pose_distance(landmarks_a: np.ndarray, landmarks_b: np.ndarray) -> float:
 def pose_match(landmarks_a: np.ndarray, landmarks_b: np.ndarray) -> float:
     """1.0 = same pose and expression, falling towards 0 as they differ (Gaussian of ``pose_distance``).
 
-    Roughly: tracking noise > 0.95, speaking or a small nod 0.6-0.9, a clearly turned head < 0.3.
+    Measured with mediapipe meshes: consecutive frames of a talking face (tracking noise)
+    about 0.98; the same face rolled by 5 degrees 0.7, by 10 degrees 0.25, by 20 degrees ~0.
     """
     d = pose_distance(landmarks_a, landmarks_b)
     return float(math.exp(-((d / POSE_TOLERANCE) ** 2)))
