@@ -1,0 +1,67 @@
+"""`python main.py live --headless ...` end to end."""
+
+from __future__ import annotations
+
+import json
+
+import cv2
+import pytest
+from test_real_pipeline import clip
+
+from avatarify_app.cli import main
+from avatarify_app.commands.live import parse_size
+
+pytest.importorskip("avatarify_app.engines.landmarks")
+
+
+def count(path):
+    cap = cv2.VideoCapture(str(path))
+    n = 0
+    while cap.read()[0]:
+        n += 1
+    cap.release()
+    return n
+
+
+def test_live_records_every_frame_of_a_video(media_dir, tmp_path, capsys):
+    out = tmp_path / "avatar.mp4"
+    code = main(["live", "--headless", "--camera", str(clip(media_dir, tmp_path, 30)),
+                 "--avatar", str(media_dir / "mona.jpg"), "--engine", "landmarks",
+                 "--record", str(out), "--stats-every", "0.5", "--json"])
+    text = capsys.readouterr().out
+    assert code == 0, text
+    summary = json.loads(text.strip().splitlines()[-1])
+    assert summary["frames"] == 30 and summary["dropped"] == 0 and summary["engine"] == "landmarks"
+    assert summary["recording"]["frames"] == 30 and count(out) == 30
+    assert summary["stopped_by"] == "end of video"
+    assert "every frame (unpaced)" in text and "summary:" in text
+    if summary["virtual_camera"] is None:  # no device on this machine: told how, kept running
+        assert "virtual camera: unavailable" in text and ("modprobe" in text or "OBS" in text)
+
+
+def test_live_stops_after_n_frames(media_dir, tmp_path, capsys):
+    code = main(["live", "--headless", "--camera", str(media_dir / "Megamind.avi"), "--no-vcam",
+                 "--avatar", str(media_dir / "mona.jpg"), "--engine", "landmarks", "--frames", "15",
+                 "--stats-every", "0", "--json"])
+    text = capsys.readouterr().out
+    assert code == 0
+    summary = json.loads(text.strip().splitlines()[-1])
+    assert summary["stopped_by"] == "frames" and 15 <= summary["frames"] < 60
+
+
+def test_live_with_an_avatar_without_a_face_fails_clearly(tmp_path, capsys):
+    blank = tmp_path / "blank.png"
+    cv2.imwrite(str(blank), 128 * __import__("numpy").ones((200, 200, 3), "uint8"))
+    code = main(["live", "--headless", "--camera", str(blank), "--avatar", str(blank), "--engine", "landmarks",
+                 "--no-vcam", "--stats-every", "0"])
+    captured = capsys.readouterr()
+    assert code == 2
+    assert "[avatar]" in captured.err and "hint" in captured.err
+
+
+def test_size_argument():
+    assert parse_size("640x480") == (640, 480)
+    with pytest.raises(Exception, match="WIDTHxHEIGHT"):
+        parse_size("640")
+    with pytest.raises(SystemExit):
+        main(["live", "--headless", "--vcam-size", "big"])

@@ -1,0 +1,86 @@
+"""The pipeline with the real tracker (mediapipe) and the real landmark engine on real media."""
+
+from __future__ import annotations
+
+import itertools
+
+import cv2
+import numpy as np
+import pytest
+from pipeline_fakes import wait_for
+
+from avatarify_app.config import EngineConfig
+from avatarify_app.pipeline import Session, VideoFileSource
+
+pytest.importorskip("avatarify_app.engines.landmarks")
+pytest.importorskip("avatarify_app.tracking.stream")
+
+
+def clip(media_dir, tmp_path, n=40):
+    """The first n frames of Megamind.avi as a small file of our own."""
+    cap = cv2.VideoCapture(str(media_dir / "Megamind.avi"))
+    path = tmp_path / "clip.avi"
+    writer = None
+    for _ in range(n):
+        ok, image = cap.read()
+        assert ok
+        if writer is None:
+            writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 25, image.shape[1::-1])
+        writer.write(image)
+    writer.release()
+    cap.release()
+    return path
+
+
+def test_real_tracker_and_landmark_engine(media_dir, tmp_path):
+    session = Session(VideoFileSource(clip(media_dir, tmp_path), paced=False),
+                      engine_config=EngineConfig(name="landmarks"), avatar=media_dir / "mona.jpg")
+    events, errors = [], []
+    session.add_frame_observer(events.append)
+    session.add_error_observer(errors.append)
+    session.start()
+    try:
+        assert session.wait_ready(60) and session.has_avatar
+        assert session.wait_ended(60)
+        stats = session.stats()
+    finally:
+        session.stop()
+    assert not errors, [e.message for e in errors]
+    assert len(events) == 40 and stats.frames == 40 and stats.engine == "landmarks"
+    ok = [e for e in events if e.status == "ok"]
+    assert len(ok) >= 35
+    e = ok[-1]
+    assert e.output.shape == (256, 256, 3) and e.crop.shape == (256, 256, 3)
+    assert e.landmarks.shape == (468, 2) and 0.0 <= e.pose_match <= 1.0
+    assert e.output.std() > 10  # a picture, not a flat card
+    # The held frame on a no-face frame is a real earlier output, never garbage.
+    for prev, cur in itertools.pairwise(events):
+        if cur.status == "no_face" and prev.status == "ok":
+            assert cur.output is prev.output
+
+
+def test_real_auto_calibration_and_avatar_switch(media_dir, tmp_path):
+    session = Session(VideoFileSource(clip(media_dir, tmp_path, 30), loop=True, paced=False),
+                      engine_config=EngineConfig(name="landmarks"), avatar=media_dir / "mona.jpg")
+    events, errors = [], []
+    session.add_frame_observer(events.append)
+    session.add_error_observer(errors.append)
+    session.start()
+    try:
+        assert session.wait_ready(60)
+        assert wait_for(lambda: len(events) > 5, 30)
+        session.auto_calibrate(10)
+        assert wait_for(lambda: "calibrating" in [e.status for e in events], 30)
+        n = len(events)
+        assert wait_for(lambda: len(events) > n + 15 and events[-1].status == "ok", 30)
+        matches = [e.pose_match for e in events if e.status == "calibrating"]
+        ref_crop, ref_lms = session.reference()
+        assert ref_crop.shape == (256, 256, 3) and ref_lms.shape == (468, 2)
+        assert matches and all(m is not None and 0.0 <= m <= 1.0 for m in matches)
+        session.set_avatar(media_dir / "einstein.jpg")
+        m = len(events)
+        assert wait_for(lambda: len(events) > m + 10 and events[-1].status == "ok", 30)
+        assert not np.array_equal(events[-1].output, events[m - 1].output)
+    finally:
+        session.stop()
+    assert not errors, [e.message for e in errors]
