@@ -129,10 +129,11 @@ class PortraitAligner:
             raise NoFaceError("No face found in the picture.")
         # The main face: the biggest, ties broken by confidence; the next ones if no mesh fits.
         found.sort(key=lambda f: (-float((f[0][2] - f[0][0]) * (f[0][3] - f[0][1])), -f[1]))
-        landmarks = None
-        for box, score in found[:MAX_CANDIDATES]:
-            landmarks = self._mesh_around(frame, box)
+        landmarks, box, score = None, found[0][0], found[0][1]
+        for candidate, candidate_score in found[:MAX_CANDIDATES]:
+            landmarks = self._mesh_around(frame, candidate)
             if landmarks is not None:
+                box, score = candidate, candidate_score
                 break
         if landmarks is None:
             raise NoFaceError(

@@ -72,7 +72,7 @@ def test_moving_face_video_with_a_gap(tmp_path, tracker, astronaut, reference):
 
 def test_rotated_face(tmp_path, tracker, astronaut, reference):
     frames, truth = [], []
-    for i, angle in enumerate(np.linspace(0, 28, 30)):
+    for angle in np.linspace(0, 28, 30):
         canvas, m = place(astronaut, (480, 640), 190, 110, angle_deg=float(angle))
         frames.append(canvas)
         truth.append(apply(m, reference))
