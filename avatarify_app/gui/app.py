@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import sys
 import time
 from pathlib import Path
@@ -14,6 +15,15 @@ from avatarify_app.gui.main_window import MainWindow
 from avatarify_app.gui.settings import AppSettings
 
 log = logging.getLogger(__name__)
+
+
+def use_own_qt_plugins() -> None:
+    """Undo opencv-python's import-time QT_QPA_* variables, which point Qt at cv2's own
+    (Qt 5, xcb-only) plugins and make PySide6 fail to start on X11."""
+    for var in ("QT_QPA_PLATFORM_PLUGIN_PATH", "QT_QPA_FONTDIR"):
+        value = os.environ.get(var, "")
+        if value and f"{os.sep}cv2{os.sep}" in value:
+            del os.environ[var]
 
 
 def run_app(
@@ -32,6 +42,7 @@ def run_app(
     screenshot/quit_after: once ``min_frames`` frames were shown (or ``quit_after``
     seconds passed), save a PNG of the window to ``screenshot`` and quit.
     """
+    use_own_qt_plugins()
     app = QApplication.instance() or QApplication(sys.argv[:1])
     app.setApplicationName("Avatarify")
     app.setOrganizationName("avatarify_app")

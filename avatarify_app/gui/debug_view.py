@@ -3,7 +3,8 @@
 ``FrameEvent.debug`` (``Engine.debug_info()``) is drawn by what each array looks like,
 so engines can report what they have: (K, 2) keypoints (named ``*source*`` or
 ``*driving*``), HxW maps in [0, 1] (occlusion), HxWx2 pixel offsets (motion field) and
-HxWx3 images.
+HxWx3 images; KxHxW soft masks (the landmark engine's regions) are drawn as a colour
+map where there is no occlusion map.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from avatarify_app.gui.frame_view import FrameView
 
 SOURCE_COLOR = QColor(80, 200, 255)
 DRIVING_COLOR = QColor(255, 90, 90)
+MOVED_COLOR = QColor(255, 220, 60)  # keypoints moved by the motion, drawn on the source
 
 
 def flow_to_frame(flow: np.ndarray, size: int | None = None) -> np.ndarray:
@@ -54,14 +56,31 @@ def map_to_frame(values: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(np.repeat(gray[:, :, None], 3, axis=2))
 
 
+def masks_to_frame(masks: np.ndarray) -> np.ndarray:
+    """KxHxW soft masks -> colour picture (each pixel coloured by its strongest mask)."""
+    m = np.asarray(masks, np.float32)
+    k = m.shape[0]
+    hues = (np.arange(k) * (180.0 / max(k, 1))).astype(np.uint8)
+    hsv = np.zeros((*m.shape[1:], 3), np.uint8)
+    hsv[..., 0] = hues[np.argmax(m, axis=0)]
+    hsv[..., 1] = 200
+    hsv[..., 2] = np.clip(m.max(axis=0) * 255.0, 60, 255).astype(np.uint8)
+    return np.ascontiguousarray(cv2.cvtColor(hsv, cv2.COLOR_HSV2RGB))
+
+
 def sort_debug(debug: dict) -> dict[str, list]:
-    """Group debug arrays by kind: source/driving keypoints, maps, flows, images."""
-    out: dict[str, list] = {"source_kp": [], "driving_kp": [], "maps": [], "flows": [], "images": []}
+    """Group debug arrays by kind: keypoints (source / driving / moved), maps, masks, flows, images."""
+    out: dict[str, list] = {"source_kp": [], "driving_kp": [], "moved_kp": [], "maps": [], "masks": [],
+                            "flows": [], "images": []}
     for key, value in (debug or {}).items():
         a = np.asarray(value)
         name = str(key).lower()
         if a.ndim == 2 and a.shape[1] == 2 and a.shape[0] <= 1000:
-            out["source_kp" if "source" in name else "driving_kp"].append((key, a))
+            kind = "driving_kp" if "driving" in name else "source_kp" if "source" in name and \
+                "motion" not in name else "moved_kp"
+            out[kind].append((key, a))
+        elif a.ndim == 3 and a.shape[0] < min(a.shape[1:]) and a.shape[1] == a.shape[2] and a.shape[2] > 4:
+            out["masks"].append((key, a))
         elif a.ndim == 2 or (a.ndim == 3 and a.shape[2] == 1):
             out["maps"].append((key, a))
         elif a.ndim == 3 and a.shape[2] == 2:
@@ -80,15 +99,12 @@ class DebugView(QWidget):
         self.driving = FrameView("driving + keypoints", self)
         self.occlusion = FrameView("occlusion map", self)
         self.motion = FrameView("motion field", self)
-        for view in (self.source, self.driving, self.occlusion, self.motion):
-            view.setMinimumSize(140, 140)
+        grid = QGridLayout()
+        for i, view in enumerate((self.source, self.driving, self.occlusion, self.motion)):
+            view.setMinimumSize(120, 120)
+            grid.addWidget(view, 0, i)  # one row, like the paper's overview figure
         self.note = QLabel("", self)
         self.note.setWordWrap(True)
-        grid = QGridLayout()
-        grid.addWidget(self.source, 0, 0)
-        grid.addWidget(self.driving, 0, 1)
-        grid.addWidget(self.occlusion, 1, 0)
-        grid.addWidget(self.motion, 1, 1)
         layout = QVBoxLayout(self)
         layout.addLayout(grid, 1)
         layout.addWidget(self.note)
@@ -105,10 +121,17 @@ class DebugView(QWidget):
         groups = sort_debug(getattr(event, "debug", None) or {})
         self.driving.set_frame(event.crop)
         self.driving.set_point_sets([(kp, DRIVING_COLOR) for _, kp in groups["driving_kp"]])
-        self.source.set_point_sets([(kp, SOURCE_COLOR) for _, kp in groups["source_kp"]])
+        self.source.set_point_sets([(kp, SOURCE_COLOR) for _, kp in groups["source_kp"]]
+                                   + [(kp, MOVED_COLOR) for _, kp in groups["moved_kp"]])
         if groups["maps"]:
             _, occ = groups["maps"][0]
+            self.occlusion.set_title("occlusion map")
             self.occlusion.set_frame(map_to_frame(occ))
+            self.occlusion.set_message("")
+        elif groups["masks"]:
+            key, masks = groups["masks"][0]
+            self.occlusion.set_title(f"{key} (no occlusion map)")
+            self.occlusion.set_frame(masks_to_frame(masks))
             self.occlusion.set_message("")
         if groups["flows"]:
             _, flow = groups["flows"][0]

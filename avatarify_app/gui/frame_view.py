@@ -84,6 +84,10 @@ class FrameView(QWidget):
     def message(self) -> str:
         return self._message
 
+    def set_title(self, text: str) -> None:
+        self._title = text
+        self.update()
+
     def set_badge(self, text: str) -> None:
         """Small text in the top-left corner (status such as 'no face')."""
         self._badge = text

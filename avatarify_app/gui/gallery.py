@@ -18,7 +18,7 @@ from PySide6.QtWidgets import (
 
 from avatarify_app.gui.avatars import Avatar
 
-THUMB = 72
+THUMB = 64
 PATH_ROLE = Qt.ItemDataRole.UserRole
 BUILTIN_ROLE = Qt.ItemDataRole.UserRole + 1
 
@@ -53,7 +53,7 @@ class AvatarGallery(QWidget):
         self.list.setMovement(QListView.Movement.Static)
         self.list.setIconSize(QSize(THUMB, THUMB))
         self.list.setGridSize(QSize(THUMB + 22, THUMB + 30))
-        self.list.setFixedHeight(THUMB + 52)
+        self.list.setFixedHeight(THUMB + 46)
         self.list.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAsNeeded)
         self.list.setFocusPolicy(Qt.FocusPolicy.NoFocus)  # keys 1-9/A/D/arrows are app shortcuts
         self.list.setToolTip("Click a portrait to animate it (keys 1-9, A/D for previous/next).\n"

@@ -175,6 +175,8 @@ class MainWindow(QMainWindow):
         state = settings.window_state()
         if state is not None:
             self.restoreState(state)
+        if state is None:
+            self.resizeDocks([self.debug_dock], [240], Qt.Orientation.Vertical)
         self.debug_dock.setVisible(settings.get_bool("window/debug_view"))
         self.debug_action.setChecked(self.debug_dock.isVisible())
         self._update_guide()
@@ -233,6 +235,8 @@ class MainWindow(QMainWindow):
         form = QVBoxLayout(box)
         self.camera_combo = QComboBox()
         self.camera_combo.setToolTip("The camera (or video file) that drives the avatar.")
+        self.camera_combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.camera_combo.setMinimumContentsLength(14)
         self.camera_combo.activated.connect(self._on_camera_activated)
         self.video_button = QPushButton("Video file...")
         self.video_button.clicked.connect(self.choose_video_file)
@@ -266,6 +270,7 @@ class MainWindow(QMainWindow):
         row.addWidget(self.auto_button)
         form.addLayout(row)
         self.calibration_label = QLabel("Not calibrated")
+        self.calibration_label.setWordWrap(True)
         form.addWidget(self.calibration_label)
         flay = QFormLayout()
         self.overlay_slider = _labelled_slider(0, 100, 35, "Opacity of the portrait drawn over the camera.")
@@ -355,7 +360,7 @@ class MainWindow(QMainWindow):
         scroll.setWidget(panel)
         scroll.setWidgetResizable(True)
         scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
-        scroll.setMinimumWidth(panel.sizeHint().width() + scroll.verticalScrollBar().sizeHint().width() + 4)
+        scroll.setMinimumWidth(max(340, panel.sizeHint().width() + scroll.verticalScrollBar().sizeHint().width() + 8))
         dock = QDockWidget("Controls", self)
         dock.setObjectName("controls_dock")
         dock.setWidget(scroll)
@@ -372,6 +377,8 @@ class MainWindow(QMainWindow):
         self.busy.setRange(0, 0)
         self.busy.setMaximumWidth(90)
         self.busy.setVisible(False)
+        self.busy.setToolTip("Working...")
+        self._busy_jobs = 0
         for w in (self.busy, self.fps_label, self.latency_label, self.dropped_label, self.engine_label):
             bar.addPermanentWidget(w)
 
@@ -465,7 +472,7 @@ class MainWindow(QMainWindow):
                 self.tasks.submit(pipeline.list_cameras, self._on_cameras_found, lambda _err: None)
         elif self._scan_cameras:
             self.camera_view.set_message("Looking for cameras...")
-            self.busy.setVisible(True)
+            self._busy(+1)
             self.tasks.submit(pipeline.list_cameras, self._on_cameras_startup,
                               lambda err: self._on_cameras_startup([]))
         else:
@@ -484,11 +491,12 @@ class MainWindow(QMainWindow):
             self.half_check.blockSignals(False)
 
     def _on_cameras_found(self, cameras: list) -> None:
-        self.busy.setVisible(self.tasks.pending > 0)
         for cam in cameras:
             self._add_source_item(str(cam.spec), f"{cam.label()}")
 
     def _on_cameras_startup(self, cameras: list) -> None:
+        if self._scan_cameras:
+            self._busy(-1)
         self._on_cameras_found(cameras)
         if self._source_spec is not None:  # the user already chose meanwhile
             return
@@ -623,7 +631,7 @@ class MainWindow(QMainWindow):
         """Frame the face off the GUI thread, save it in the user folder, then select it."""
         path = Path(path)
         self.statusBar().showMessage(f"Finding the face in {path.name}...")
-        self.busy.setVisible(True)
+        self._busy(+1)
 
         def done(saved: Path) -> None:
             self._task_finished()
@@ -653,7 +661,12 @@ class MainWindow(QMainWindow):
             self.gallery.select_index(min(index, self.gallery.count() - 1))
 
     def _task_finished(self) -> None:
-        QTimer.singleShot(0, lambda: self.busy.setVisible(self.tasks.pending > 0))
+        self._busy(-1)
+
+    def _busy(self, delta: int) -> None:
+        """Count the long operations the user waits for; the status bar shows a busy bar meanwhile."""
+        self._busy_jobs = max(0, self._busy_jobs + delta)
+        self.busy.setVisible(self._busy_jobs > 0)
 
     # drag and drop of photos (portraits) or videos (driving source)
     def dragEnterEvent(self, event) -> None:
@@ -846,7 +859,7 @@ class MainWindow(QMainWindow):
     def load_checkpoint(self, path: str) -> None:
         """Validate off the GUI thread, then switch to FOMM with it (or show why not)."""
         self.statusBar().showMessage(f"Checking {Path(path).name}...")
-        self.busy.setVisible(True)
+        self._busy(+1)
         self.checkpoint_button.setEnabled(False)
 
         def done(valid: str) -> None:
