@@ -87,7 +87,7 @@ def _open_gui(args: argparse.Namespace) -> int:
     try:
         from avatarify_app.commands import gui
     except ImportError:
-        print("The desktop app is not available here; use `live --headless`.", file=sys.stderr)
+        print("The desktop app is not available here; use `live --headless`.", file=sys.stderr, flush=True)
         return 2
     print("Opening the desktop app (pass --headless to run in the terminal).")
     ns = argparse.Namespace(camera=args.camera, avatar=args.avatar,
@@ -115,10 +115,10 @@ def run(args: argparse.Namespace) -> int:
         try:
             vcam = VirtualCameraSink(config)
             sinks.append(vcam)
-            print(f"virtual camera: {vcam.device} ({vcam.status})", file=out)
+            print(f"virtual camera: {vcam.device} ({vcam.status})", file=out, flush=True)
         except VirtualCameraUnavailable as err:
             print(f"virtual camera: unavailable, running without it.\n  {err.message}\n"
-                  + "\n".join("  " + line for line in err.hint.splitlines()), file=out)
+                  + "\n".join("  " + line for line in err.hint.splitlines()), file=out, flush=True)
 
     paced = args.realtime or (vcam is not None and not args.record)
     source = open_source(args.camera, loop=args.loop, paced=paced)
@@ -146,12 +146,12 @@ def run(args: argparse.Namespace) -> int:
             done.set()
 
     def on_error(event) -> None:
-        print(f"[{event.stage}] {event.message}", file=sys.stderr)
+        print(f"[{event.stage}] {event.message}", file=sys.stderr, flush=True)
 
     session.add_frame_observer(on_frame)
     session.add_error_observer(on_error)
     mode = "real time, newest frame wins" if getattr(source, "realtime", True) else "every frame (unpaced)"
-    print(f"source: {source.name} ({mode}); avatar: {avatar}; engine: {args.engine}", file=out)
+    print(f"source: {source.name} ({mode}); avatar: {avatar}; engine: {args.engine}", file=out, flush=True)
     t_start = time.perf_counter()
     interrupted = False
     code = 0
@@ -160,10 +160,10 @@ def run(args: argparse.Namespace) -> int:
         session.wait_ready()
         stats = session.stats()
         if stats.engine is None or not session.has_avatar:
-            print("error: cannot start (see the message above).", file=sys.stderr)
+            print("error: cannot start (see the message above).", file=sys.stderr, flush=True)
             code = 2
         else:
-            print(f"engine: {stats.engine} on {stats.device}. Ctrl-C stops.", file=out)
+            print(f"engine: {stats.engine} on {stats.device}. Ctrl-C stops.", file=out, flush=True)
             next_print = time.perf_counter() + args.stats_every
             while not done.is_set() and not session.ended:
                 done.wait(0.05)
@@ -189,9 +189,10 @@ def run(args: argparse.Namespace) -> int:
     }
     print(f"summary: {stats.frames} frames in {elapsed:.1f} s, {stats.fps:.1f} fps, latency p50 "
           f"{stats.latency_ms_p50:.0f} ms / p95 {stats.latency_ms_p95:.0f} ms, dropped {stats.dropped}, "
-          f"engine {stats.engine} on {stats.device}", file=out)
+          + (f"engine {stats.engine} on {stats.device}" if stats.engine else "engine not started"),
+          file=out, flush=True)
     if recorder is not None:
-        print(f"recorded {recorder.frames_written} frames to {recorder.path} ({recorder.codec}, no audio)", file=out)
+        print(f"recorded {recorder.frames_written} frames to {recorder.path} ({recorder.codec}, no audio)", file=out, flush=True)
     if args.json:
-        print(json.dumps(summary), file=out)
+        print(json.dumps(summary), file=out, flush=True)
     return 130 if interrupted else 0

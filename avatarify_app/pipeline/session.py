@@ -420,7 +420,7 @@ class Session:
             message = str(error)
         else:
             message = f"{_STAGE_TEXT.get(stage, stage)}: {type(error).__name__}: {error}"
-        log.warning("%s: %s", stage, message)
+        log.info("reported %s error: %s", stage, message)
         event = ErrorEvent(stage, error, message)
         for cb in observers:
             try:

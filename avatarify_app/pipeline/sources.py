@@ -13,9 +13,11 @@ until the previous frame was taken, so nothing is lost (offline runs, recordings
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import platform
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol, runtime_checkable
@@ -67,6 +69,20 @@ class CameraInfo:
         return f"{self.name} ({self.width}x{self.height})"
 
 
+@contextlib.contextmanager
+def _quiet_opencv() -> Iterator[None]:
+    """Silence OpenCV's own stderr warnings (probing and retrying absent cameras spams them)."""
+    get_level, set_level = getattr(cv2, "getLogLevel", None), getattr(cv2, "setLogLevel", None)
+    level = get_level() if get_level and set_level else None
+    if level is not None:
+        set_level(0)  # silent
+    try:
+        yield
+    finally:
+        if level is not None:
+            set_level(level)
+
+
 def _fps_or_none(value: float) -> float | None:
     return float(value) if 0.5 < value < 1000 else None
 
@@ -88,7 +104,8 @@ class CameraSource:
     def open(self) -> None:
         if self._cap is not None:
             return
-        cap = cv2.VideoCapture(self.device)
+        with _quiet_opencv():
+            cap = cv2.VideoCapture(self.device)
         if not cap.isOpened():
             cap.release()
             raise CameraError(f"Cannot open {self.name}.")
@@ -278,12 +295,7 @@ def list_cameras(max_index: int = 8) -> list[CameraInfo]:
     """Cameras that open and deliver a frame (probing opens each; takes a moment)."""
     linux = platform.system() == "Linux"
     found: list[CameraInfo] = []
-    # Probing absent indices makes OpenCV warn on stderr; keep it quiet while probing.
-    get_level, set_level = getattr(cv2, "getLogLevel", None), getattr(cv2, "setLogLevel", None)
-    level = get_level() if get_level and set_level else None
-    if level is not None:
-        set_level(0)  # silent
-    try:
+    with _quiet_opencv():
         for index in range(max_index):
             path = f"/dev/video{index}" if linux else None
             if linux and not Path(path).exists():
@@ -299,7 +311,4 @@ def list_cameras(max_index: int = 8) -> list[CameraInfo]:
                 found.append(CameraInfo(index, path, name, image.shape[1], image.shape[0]))
             finally:
                 cap.release()
-    finally:
-        if level is not None:
-            set_level(level)
     return found
