@@ -152,4 +152,9 @@ class FrameView(QWidget):
             if self._image is not None:
                 p.fillRect(self.rect(), QColor(0, 0, 0, 140))
             p.setPen(QColor(230, 230, 235))
+            if len(self._message) <= 2:  # a countdown digit: big
+                font = p.font()
+                font.setPointSize(max(24, self.height() // 5))
+                font.setBold(True)
+                p.setFont(font)
             p.drawText(box, Qt.AlignmentFlag.AlignCenter | Qt.TextFlag.TextWordWrap, self._message)

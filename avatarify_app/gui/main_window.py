@@ -461,6 +461,9 @@ class MainWindow(QMainWindow):
             if not picked and p.is_file() and self._avatar_arg:
                 self.set_avatar(p)
                 picked = True
+            if not picked:  # a name from the gallery, e.g. --avatar astronaut
+                names = [q for q in self.gallery.paths() if q.stem.lower() == p.stem.lower()]
+                picked = bool(names) and self.gallery.select_path(names[0])
         if not picked and self.gallery.count():
             self.gallery.select_index(0)
         self.tasks.submit(_cuda_available, self._on_cuda_probe)

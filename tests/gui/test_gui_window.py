@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -295,3 +296,34 @@ def test_gui_thread_stays_responsive_while_frames_flow(qtbot, make_window):
           f"{time.monotonic() - t0:.1f} s")
     assert frames > 10
     assert p95 < 100
+
+
+def test_dropping_files_adds_portraits_and_videos(qtbot, make_window, tmp_path, clip, monkeypatch):
+    from PySide6.QtCore import QMimeData, QPointF, QUrl
+    from PySide6.QtGui import QDropEvent
+
+    from avatarify_app.frames import save_image
+    from avatarify_app.gui import avatars
+
+    window = make_window(camera="", scan_cameras=False)
+    # face framing is the tracker's job (tested there); here a stand-in keeps the test fast
+    monkeypatch.setattr(avatars, "import_avatar", lambda src: _fake_import(src))
+    photo = tmp_path / "friend.jpg"
+    save_image(photo, np.full((128, 128, 3), 180, np.uint8))
+    data = QMimeData()
+    data.setUrls([QUrl.fromLocalFile(str(photo)), QUrl.fromLocalFile(str(clip))])
+    event = QDropEvent(QPointF(10, 10), Qt.DropAction.CopyAction, data, Qt.MouseButton.LeftButton,
+                       Qt.KeyboardModifier.NoModifier)
+    window.dropEvent(event)
+    qtbot.waitUntil(lambda: any(p.stem == "friend" for p in window.gallery.paths()), timeout=TIMEOUT)
+    assert window.gallery.current_path().stem == "friend"
+    wait_frames(qtbot, window, 3)  # the dropped video drives the avatar
+    assert window._source_spec == str(clip)
+
+
+def _fake_import(src):
+    from avatarify_app.frames import load_image, resize, save_image
+
+    target = paths.user_avatars_dir() / f"{Path(src).stem}.png"
+    save_image(target, resize(load_image(src), (256, 256)))
+    return target
