@@ -75,6 +75,7 @@ class StreamTracker:
         self._misses = 0
         self._region: CropBox | None = None
         self._region_frames = 0
+        self._shape: tuple[int, ...] | None = None
 
     def close(self) -> None:
         for name in ("_mesh", "_detector", "_region_mesh"):
@@ -94,6 +95,9 @@ class StreamTracker:
         check_frame(frame)
         if self._mesh is None:
             raise RuntimeError("StreamTracker is closed")
+        if frame.shape != self._shape:  # a new source: nothing carries over
+            self.reset()
+            self._shape = frame.shape
         pts = self._track(frame)
         if pts is None:
             return None
