@@ -10,18 +10,19 @@ POSE_TOLERANCE = 0.15
 """RMS landmark distance (in units of the face's RMS radius) at which the match is 1/e."""
 
 
-def _normalise(points: np.ndarray) -> np.ndarray:
+def _normalise(points: np.ndarray) -> np.ndarray | None:
+    """Centred and scaled to unit RMS radius; None when all points coincide."""
     centred = points - points.mean(axis=0)
     radius = math.sqrt(float(np.mean(np.sum(centred * centred, axis=1))))
-    if not radius > 1e-9:
-        raise ValueError("landmarks are degenerate (all at one point)")
-    return centred / radius
+    return centred / radius if radius > 1e-9 else None
 
 
 def pose_distance(landmarks_a: np.ndarray, landmarks_b: np.ndarray) -> float:
     """RMS distance between two landmark sets after removing translation and scale.
 
     Rotation is deliberately kept: a turned or tilted head is a different pose for calibration.
+    A degenerate set (all points at one place) has no pose: distance 0 to an identical array,
+    infinity to anything else. Raises ``ValueError`` for mismatched shapes or NaN.
     """
     a = np.asarray(landmarks_a, np.float64)
     b = np.asarray(landmarks_b, np.float64)
@@ -29,7 +30,10 @@ def pose_distance(landmarks_a: np.ndarray, landmarks_b: np.ndarray) -> float:
         raise ValueError(f"need two Nx2 landmark sets of the same shape, got {a.shape} and {b.shape}")
     if not (np.all(np.isfinite(a)) and np.all(np.isfinite(b))):
         raise ValueError("landmarks contain NaN or infinity")
-    diff = _normalise(a) - _normalise(b)
+    na, nb = _normalise(a), _normalise(b)
+    if na is None or nb is None:
+        return 0.0 if np.array_equal(a, b) else math.inf
+    diff = na - nb
     return math.sqrt(float(np.mean(np.sum(diff * diff, axis=1))))
 
 
