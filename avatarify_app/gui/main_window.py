@@ -138,6 +138,7 @@ class MainWindow(QMainWindow):
         self._save_reference_after: int | None = None
         self._cuda = False
         self._closing = False
+        self._meter_color = ""
 
         name = engine or settings.get_str("engine/name")
         if name not in dict(ENGINES):
@@ -951,14 +952,13 @@ class MainWindow(QMainWindow):
             self.start_recording(path)
 
     def start_recording(self, path: str | Path) -> bool:
+        """Record what the sinks get, in step with the capture clock (plays at real speed)."""
         if self.session is None:
             self.show_error("Nothing to record", "Open a camera or a video file first.")
             return False
-        output = getattr(self._last_event, "output", None)
-        h, w = output.shape[:2] if output is not None else (CROP_SIZE, CROP_SIZE)
         fps = getattr(self._last_stats, "fps", 0.0) or 25.0
         try:
-            sink = pipeline.RecorderSink(str(path), fps=round(fps), size=(w, h))
+            sink = pipeline.RecorderSink(str(path), fps=max(5.0, round(fps)), sync=True)
             self.session.add_sink(sink)
         except AvatarifyError as err:
             self.show_error("Cannot record", str(err))
@@ -968,15 +968,34 @@ class MainWindow(QMainWindow):
         self.statusBar().showMessage(f"Recording to {path}")
         return True
 
-    def stop_recording(self) -> None:
+    def stop_recording(self, wait: bool = False) -> None:
+        """Stop feeding the recorder and finish the file off the GUI thread (``wait``: block)."""
         sink, self._recorder = self._recorder, None
         if sink is None:
             return
         if self.session is not None:
             self.session.remove_sink(sink)
-        sink.close()
         self.record_button.setText("Record to file...")
-        self.statusBar().showMessage(f"Saved {self._recorder_path}", 6000)
+        path = self._recorder_path
+        if wait:
+            try:
+                sink.close()
+            except AvatarifyError as err:
+                log.warning("recording failed: %s", err)
+            return
+        self.statusBar().showMessage(f"Finishing {path}...")
+        self._busy(+1)
+
+        def done(_result: Any) -> None:
+            self._busy(-1)
+            self.statusBar().showMessage(f"Saved {path}", 6000)
+
+        def failed(err: BaseException) -> None:
+            self._busy(-1)
+            self.statusBar().clearMessage()
+            self.show_error("Recording failed", str(err))
+
+        self.tasks.submit(sink.close, done, failed)
 
     # ================================================================== events from the session
     def _on_frame(self, event: Any) -> None:
@@ -998,7 +1017,9 @@ class MainWindow(QMainWindow):
             value = round(100 * float(match))
             self.pose_meter.setValue(value)
             color = "#3c3" if value >= 80 else "#db3" if value >= 60 else "#d44"
-            self.pose_meter.setStyleSheet(f"QProgressBar::chunk {{ background: {color}; }}")
+            if color != self._meter_color:  # restyling is costly: only when the colour changes
+                self._meter_color = color
+                self.pose_meter.setStyleSheet(f"QProgressBar::chunk {{ background: {color}; }}")
         if self.debug_dock.isVisible():
             self.debug_view.show_event(event)
         self._maybe_save_reference(event)
@@ -1153,7 +1174,7 @@ class MainWindow(QMainWindow):
         self.settings.set("window/state", self.saveState())
         self.settings.set("window/debug_view", self.debug_dock.isVisible())
         self.settings.sync()
-        self.stop_recording()
+        self.stop_recording(wait=True)
         self._remove_vcam()
         self.controller.shutdown()
         self.tasks.wait()

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from PySide6.QtCore import QElapsedTimer, Qt, QTimer
 
 from avatarify_app import paths
 
 
+@pytest.mark.slow  # ~15 s on 2 cores (mediapipe + landmark engine start-up)
 def test_real_pipeline_animates_and_gui_stays_responsive(qtbot, media_dir):
     from avatarify_app.gui.main_window import MainWindow
     from avatarify_app.gui.settings import AppSettings

@@ -258,6 +258,8 @@ def test_recording_writes_a_video(qtbot, make_window, tmp_path):
     assert window.start_recording(target)
     wait_frames(qtbot, window, 10)
     window.stop_recording()
+    qtbot.waitUntil(lambda: window.tasks.pending == 0, timeout=TIMEOUT)
+    assert window.errors_shown == []
     cap = cv2.VideoCapture(str(target))
     ok, _ = cap.read()
     cap.release()
