@@ -140,7 +140,7 @@ class MainWindow(QMainWindow):
         self._closing = False
         self._meter_color = ""
 
-        name = engine or settings.get_str("engine/name")
+        name = engine or ("fomm" if checkpoint else settings.get_str("engine/name"))
         if name not in dict(ENGINES):
             name = "landmarks"
         ckpt = checkpoint or settings.get_str("engine/checkpoint") or None
@@ -512,6 +512,9 @@ class MainWindow(QMainWindow):
             spec = specs[0]
         elif demo_videos():
             spec = str(demo_videos()[0])
+            self._add_source_item(spec, f"Demo video ({Path(spec).name})")
+            self.statusBar().showMessage("No camera found: the demo video drives the avatar. "
+                                         "Pick a camera or your own video above.", 15000)
         else:
             self.camera_view.set_message("No camera found.\nOpen a video file to drive the avatar "
                                          "(button above, or File > Open video file).")
@@ -1153,7 +1156,9 @@ class MainWindow(QMainWindow):
         current = (0 if not has_source else 1 if not has_avatar else 2 if not calibrated else
                    3 if not vcam else 4)
         parts = [
-            step(1, "Camera" if has_source else "Choose a camera or video", has_source, current == 0),
+            step(1, ("Camera" if self._source_spec.isdigit() or self._source_spec.startswith("/dev/")
+                     else "Driving video") if has_source else "Choose a camera or video", has_source,
+                 current == 0),
             step(2, "Pick a portrait below", has_avatar, current == 1),
             step(3, "Copy its pose, press Calibrate (X)", calibrated, current == 2),
             step(4, "Turn on Virtual camera for your call", vcam, current == 3),
