@@ -138,7 +138,7 @@ def track_video(path: str | Path, no_crop: bool, desc: str = "tracking") -> tupl
     """Per driving frame (crop 256, landmarks or None), or None where no face was found."""
     frames, meta = read_video(path)
     fps = float(meta.get("fps") or 25.0)
-    n = int(round(float(meta.get("duration") or 0) * fps)) or None
+    n = round(float(meta.get("duration") or 0) * fps) or None
     out: list[tuple[np.ndarray, np.ndarray | None] | None] = []
     if no_crop:
         with _tqdm(n or 0, "reading") as bar:

@@ -46,12 +46,19 @@ class LandmarkParams:
     sigma_scale: float = 1.6  # keypoint Gaussian sigma = sigma_scale * group spread ...
     sigma_min: float = 7.0  # ... but at least this (px)
     head_sigma: float = 0.9  # head Gaussian sigma as a multiple of the face size
-    head_amp: float = 0.08  # head weight relative to a face keypoint
+    head_amp: float = 0.3  # head weight relative to a face keypoint
+    body_offset: float = 1.1  # body keypoint: this many face sizes below the face centre ...
+    body_sigma: float = 1.0  # ... with this sigma (face sizes) ...
+    body_amp: float = 0.3  # ... and weight ...
+    body_follow: float = 0.5  # ... follows this fraction of the head motion (neck, shoulders) ...
+    body_flow: bool = True  # ... or, when the reference image is known, the driving body's own motion
+    body_flow_res: int = 64  # (DIS optical flow between the reference and current crops at this size)
     border_amp: float = 30.0  # background weight at the border ...
-    border_tau: float = 6.0  # ... decaying with this length (px) into the crop
+    border_tau: float = 1.5  # ... decaying with this length (px) into the crop
     region_amp: float = 40.0  # weight of an opening's interior map
     mouth_darken: float = 0.55  # how dark a newly opened mouth interior gets
     ridge: float = 0.15  # Jacobian fit shrinkage to the identity
+    layered: bool = True  # person (segmentation) moves over a still, inpainted background plate
 
 
 class _MeshFinder:
@@ -78,6 +85,35 @@ class _MeshFinder:
         self._mesh.close()
 
 
+def person_layers(image: np.ndarray, landmarks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(alpha HxW float32 in [0, 1], background plate frame) of a source crop.
+
+    alpha: mediapipe selfie segmentation united with the (dilated) face oval, so a painted or
+    cartoon face that the segmenter misses still moves; the plate is the image with the
+    person inpainted (on a half-size copy: it only shows where the person moved away).
+    """
+    import mediapipe as mp
+
+    h, w = image.shape[:2]
+    with mp.solutions.selfie_segmentation.SelfieSegmentation(model_selection=0) as seg:
+        mask = seg.process(image).segmentation_mask
+    alpha = np.zeros((h, w), np.float32) if mask is None else np.clip(mask.astype(np.float32), 0, 1)
+    oval = np.zeros((h, w), np.float32)
+    cv2.fillPoly(oval, [np.round(landmarks[list(lg.FACE_OVAL_RING)]).astype(np.int32)], 1.0)
+    k = max(3, int(0.06 * w) | 1)
+    oval = cv2.dilate(oval, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k)))
+    alpha = np.maximum(alpha, oval)
+    alpha = cv2.GaussianBlur(alpha, (5, 5), 0)
+    small = cv2.resize(image, (w // 2, h // 2), interpolation=cv2.INTER_AREA)
+    hole = cv2.resize((alpha > 0.1).astype(np.uint8), (w // 2, h // 2), interpolation=cv2.INTER_NEAREST)
+    hole = cv2.dilate(hole, np.ones((5, 5), np.uint8))
+    filled = cv2.inpaint(small, hole, 5, cv2.INPAINT_TELEA)
+    filled = cv2.resize(filled, (w, h), interpolation=cv2.INTER_LINEAR)
+    keep = (1.0 - cv2.resize(hole.astype(np.float32), (w, h), interpolation=cv2.INTER_LINEAR))[..., None]
+    plate = np.clip(image * keep + filled * (1.0 - keep), 0, 255).astype(np.uint8)
+    return alpha, np.ascontiguousarray(plate)
+
+
 class LandmarkEngine:
     """Animate a source crop with the landmark motion of driving crops (see module doc)."""
 
@@ -90,6 +126,7 @@ class LandmarkEngine:
         self.options = options or MotionOptions()
         self.params = params or LandmarkParams()
         self._finders: dict[bool, _MeshFinder] = {}
+        self._dis = None
         self._src: dict[str, object] | None = None
         self._ref: dict[str, object] | None = None
         self._debug: dict[str, np.ndarray] = {}
@@ -160,7 +197,13 @@ class LandmarkEngine:
         sigma = np.maximum(p.sigma_scale * lm.group_spread(pts, idx, mask), p.sigma_min * k256)
         oval = pts[list(lg.FACE_OVAL_RING)]
         face_size = float(np.sqrt(cv2.contourArea(oval.astype(np.float32))))
+        # "Down" of the face: perpendicular to the line between the outer eye corners.
+        eyes = pts[lg.LEFT_EYE_CORNERS[0]] - pts[lg.RIGHT_EYE_CORNERS[0]]
+        down = np.array([-eyes[1], eyes[0]]) / max(float(np.hypot(*eyes)), 1e-6)
+        alpha, plate = person_layers(image, pts) if p.layered else (None, None)
         self._src = {
+            "alpha": alpha,
+            "plate": plate,
             "image": np.ascontiguousarray(image),
             "landmarks": pts,
             "names": names,
@@ -170,6 +213,7 @@ class LandmarkEngine:
             "sigma": sigma,
             "centre": pts.mean(0),
             "face_size": face_size,
+            "body": pts.mean(0) + down * (p.body_offset * face_size),
             "mouth": lm.opening_axis(pts, lg.MOUTH_CORNERS, lg.MOUTH_INNER_PAIRS),
             "reye": lm.opening_axis(pts, lg.RIGHT_EYE_CORNERS, lg.RIGHT_EYE_PAIRS),
             "leye": lm.opening_axis(pts, lg.LEFT_EYE_CORNERS, lg.LEFT_EYE_PAIRS),
@@ -184,7 +228,7 @@ class LandmarkEngine:
         if image is not None:
             image = self._check(image, "reference")
         pts = self._landmarks(image, landmarks, True, "reference").astype(np.float64)
-        self._ref = {"landmarks": pts}
+        self._ref = {"landmarks": pts, "small": self._small_gray(image)}
         if self._src is not None:
             self._align_reference()
 
@@ -194,6 +238,19 @@ class LandmarkEngine:
         ref = self._ref["landmarks"]
         self._ref["to_source"] = lm.fit_similarity(ref, self._src["landmarks"])
         self._ref["kp"] = lm.group_centroids(ref, self._src["idx"], self._src["mask"])
+        # Body region of the reference (below the chin, about the shoulders' width) on the flow grid.
+        self._ref["body_pts"] = None
+        if self._ref.get("small") is not None:
+            r = self.params.body_flow_res
+            k = r / self.size
+            to_src: lm.Similarity = self._ref["to_source"]
+            fs = self._src["face_size"] / max(to_src.scale, 1e-6)
+            chin = ref[152] * k
+            cx = ref.mean(0)[0] * k
+            yy, xx = np.mgrid[0:r:2, 0:r:2].astype(np.float32)
+            sel = (yy > chin[1] + 0.1 * fs * k) & (np.abs(xx - cx) < 1.3 * fs * k) & (yy < r - 2)
+            if sel.sum() >= 12:
+                self._ref["body_pts"] = np.stack([xx[sel], yy[sel]], axis=1)
 
     def has_reference(self) -> bool:
         return self._ref is not None
@@ -207,9 +264,9 @@ class LandmarkEngine:
         image = self._check(image, "driving")
         drv = self._landmarks(image, landmarks, False, "driving").astype(np.float64)
         if self._ref is None:
-            self._ref = {"landmarks": drv.copy()}
+            self._ref = {"landmarks": drv.copy(), "small": self._small_gray(image)}
             self._align_reference()
-        return self._animate(drv)
+        return self._animate(drv, image)
 
     def debug_info(self) -> dict[str, np.ndarray]:
         return dict(self._debug)
@@ -221,7 +278,28 @@ class LandmarkEngine:
 
     # --- the motion ------------------------------------------------------------------------
 
-    def _animate(self, drv: np.ndarray) -> np.ndarray:
+    def _small_gray(self, image: np.ndarray | None) -> np.ndarray | None:
+        if image is None or not self.params.body_flow:
+            return None
+        r = self.params.body_flow_res
+        return cv2.cvtColor(cv2.resize(image, (r, r), interpolation=cv2.INTER_AREA), cv2.COLOR_RGB2GRAY)
+
+    def _body_motion(self, image: np.ndarray) -> lm.Similarity | None:
+        """Similarity motion (crop px) of the driving body between the reference and ``image``."""
+        ref = self._ref
+        if ref is None or ref.get("body_pts") is None:
+            return None
+        if self._dis is None:
+            self._dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST)
+        cur = self._small_gray(image)
+        flow = self._dis.calc(ref["small"], cur, None)
+        pts = ref["body_pts"]
+        ix = pts.astype(np.int32)
+        moved = pts + flow[ix[:, 1], ix[:, 0]]
+        k = self.size / self.params.body_flow_res
+        return lm.fit_similarity((pts + 0.5) * k - 0.5, (moved + 0.5) * k - 0.5)
+
+    def _animate(self, drv: np.ndarray, image: np.ndarray) -> np.ndarray:
         src, ref, p = self._src, self._ref, self.params
         assert src is not None and ref is not None
         idx, mask = src["idx"], src["mask"]
@@ -250,10 +328,29 @@ class LandmarkEngine:
         kps_new = np.vstack([kp_new, head_new[None]])
         kps_src = np.vstack([kp_src, src["centre"][None]])
         jacs = np.concatenate([J_new, head_J[None]], axis=0)
-        sigma = np.concatenate([src["sigma"], [p.head_sigma * src["face_size"]]])
-        amp = np.concatenate([np.ones(len(kp_new)), [p.head_amp]])
-        weights = lm.gaussian_weights(kps_new, sigma, amp, self._xs, self._ys)
         affines = lm.backward_affines(kps_src, kps_new, jacs)
+        # Body (neck, shoulders): the driving body's own motion, transferred like a keypoint,
+        # else a damped copy of the head's backward map.
+        body_src = src["body"]
+        body = self._body_motion(image)
+        if body is not None:
+            A_b = lm.adapt_linear(to_src, self.options.adapt_scale)
+            ref_body = np.linalg.solve(to_src.A, body_src - to_src.b)
+            body_new, body_J = lm.relative_transfer(body_src[None], ref_body[None], body.apply(ref_body[None]),
+                                                    body.A[None], A_b)
+            body_new = body_new[0]
+            body_aff = lm.backward_affines(body_src[None], body_new[None], body_J)[0]
+        else:
+            identity = np.array([1.0, 0.0, 0.0, 1.0, 0.0, 0.0])
+            body_aff = (1.0 - p.body_follow) * identity + p.body_follow * affines[-1]
+            B = body_aff[:4].reshape(2, 2)
+            body_new = np.linalg.solve(B, body_src - body_aff[4:])
+        affines = np.vstack([affines, body_aff[None]])
+        kps_all = np.vstack([kps_new, body_new[None]])
+        fs = src["face_size"]
+        sigma = np.concatenate([src["sigma"], [p.head_sigma * fs, p.body_sigma * fs]])
+        amp = np.concatenate([np.ones(len(kp_new)), [p.head_amp, p.body_amp]])
+        weights = lm.gaussian_weights(kps_all, sigma, amp, self._xs, self._ys)
 
         # Openings that the output shows wider than the source: interior maps + weights.
         extra_w, extra_a, mouth_poly, mouth_dark = [], [], None, 0.0
@@ -289,6 +386,10 @@ class LandmarkEngine:
         map_y = self._gy + flow[..., 1]
         out = cv2.remap(src["image"], map_x, map_y, interpolation=cv2.INTER_LINEAR,
                         borderMode=cv2.BORDER_REPLICATE)
+        if src["alpha"] is not None:
+            a = cv2.remap(src["alpha"], map_x, map_y, interpolation=cv2.INTER_LINEAR,
+                          borderMode=cv2.BORDER_REPLICATE)[..., None]
+            out = (out * a + src["plate"] * (1.0 - a)).astype(np.uint8)
         if mouth_poly is not None and mouth_dark > 0.01:
             out = self._darken(out, mouth_poly, mouth_dark)
         self._debug = {
