@@ -88,8 +88,8 @@ def test_virtual_camera_fill_and_pacing(vcam_backend):
         time.sleep(0.002)
     sink.close()
     frames = vcam_backend.instances[0].frames
-    assert 8 <= len(frames) <= 13  # ~20 fps of a much faster caller, nothing blocked
-    assert sink.frames_skipped > 50
+    assert 4 <= len(frames) <= 13  # ~20 fps (10 in 0.5 s) of a much faster caller, nothing blocked
+    assert sink.frames_skipped > 20
     assert frames[0][24, 2].tolist() == [9, 0, 200]  # filled, no bars
 
 
