@@ -66,6 +66,7 @@ OFFSET_LIMIT = 0.5
 CROP_SIZE = 256
 # The same error text is not shown again within this many seconds (per-frame failures).
 ERROR_REPEAT_S = 10.0
+MAX_DIALOG_TEXT = 420
 
 
 def demo_videos() -> list[Path]:
@@ -1119,7 +1120,15 @@ class MainWindow(QMainWindow):
         log.warning("%s: %s", title, text)
         if self._closing:
             return
-        box = QMessageBox(QMessageBox.Icon.Warning, title, text, QMessageBox.StandardButton.Ok, self)
+        short = text
+        if len(text) > MAX_DIALOG_TEXT:  # keep the dialog readable; everything is under Show Details
+            head, _, tail = text.partition("\n\n")
+            short = (head[: MAX_DIALOG_TEXT - 3] + "...") if len(head) > MAX_DIALOG_TEXT else head
+            if tail:
+                short += "\n\n" + tail[-MAX_DIALOG_TEXT:]
+        box = QMessageBox(QMessageBox.Icon.Warning, title, short, QMessageBox.StandardButton.Ok, self)
+        if short != text:
+            box.setDetailedText(text)
         box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose, True)
         box.open()
 
