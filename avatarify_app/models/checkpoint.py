@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import pickle
+import warnings
 import zipfile
 from collections.abc import Mapping
 from pathlib import Path
@@ -40,7 +41,9 @@ def read_checkpoint(path: str | Path) -> dict[str, dict[str, torch.Tensor]]:
     if not p.is_file():
         raise CheckpointError(f"Checkpoint is not a file: {p}", GET_HINT)
     try:
-        data = torch.load(p, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # pickle-protocol notes; errors still raise
+            data = torch.load(p, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:
         text = str(err)
         if "weights only" in text.lower() or "unsupported global" in text.lower():

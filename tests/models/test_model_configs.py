@@ -84,7 +84,7 @@ def test_authors_yaml_with_extra_sections_loads(tmp_path, tiny):
     path = tmp_path / "vox-tiny.yaml"
     path.write_text(yaml.safe_dump(cfg))
     params = load_model_params(path)
-    kp_detector, generator = build_models(params)
+    kp_detector, _ = build_models(params)
     assert kp_detector.num_kp == 4
     assert load_model_params(str(path)) == params
 
@@ -111,5 +111,5 @@ def test_missing_section_and_missing_file(tmp_path):
         load_model_params(tmp_path / "nope.yaml")
     bad = tmp_path / "bad.yaml"
     bad.write_text("model_params: [1, 2")
-    with pytest.raises(ConfigError, match="bad.yaml"):
+    with pytest.raises(ConfigError, match=r"bad\.yaml"):
         load_model_params(bad)
