@@ -18,7 +18,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from avatarify_app.frames import as_frame, save_image  # noqa: E402
+from avatarify_app.frames import as_frame, load_image, save_image  # noqa: E402
 from avatarify_app.paths import AVATARS_DIR  # noqa: E402
 from avatarify_app.tracking import PortraitAligner  # noqa: E402
 
@@ -28,6 +28,11 @@ SOURCES = {
         "astronaut",
         "Eileen Collins, NASA astronaut (skimage.data.astronaut)",
         "No known copyright restrictions, released into the public domain (NASA; skimage docs)",
+    ),
+    "mona_lisa": (
+        "file:../shared/media/mona.jpg",
+        "Mona Lisa, Leonardo da Vinci (c. 1503-1519); photo of the painting",
+        "Public domain (the painting; a faithful photo of a 2D public-domain work adds no copyright)",
     ),
     # skimage.data.camera (CC0) has a face too, but in profile: a poor FOMM source, so not shipped.
 }
@@ -39,7 +44,14 @@ def main() -> int:
     AVATARS_DIR.mkdir(parents=True, exist_ok=True)
     with PortraitAligner() as aligner:
         for name, (func, description, licence) in SOURCES.items():
-            image = as_frame(np.asarray(getattr(data, func)()))
+            if func.startswith("file:"):
+                path = ROOT / func.removeprefix("file:")
+                if not path.is_file():
+                    print(f"{name}: skipped, {path} is not here")
+                    continue
+                image = load_image(path)
+            else:
+                image = as_frame(np.asarray(getattr(data, func)()))
             aligned = aligner.align(image)
             save_image(AVATARS_DIR / f"{name}.png", aligned.image)
             meta = {

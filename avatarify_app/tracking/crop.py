@@ -109,6 +109,25 @@ class CropBox:
         )
         return np.ascontiguousarray(out)
 
+    def fitted_inside(self, height: int, width: int, max_shrink: float = 0.8,
+                      max_shift: float = 0.12) -> CropBox:
+        """Pull the box inside an image of (height, width) where a small change allows it.
+
+        Used for photos, where the area outside the picture would be filled with streaks of
+        repeated border: the side shrinks to the picture's short side (at most to
+        ``max_shrink`` of itself, so the face stays well framed) and the centre moves by at
+        most ``max_shift`` of the side towards the picture.
+        """
+        side = min(self.side, max(float(min(height, width)), self.side * max_shrink))
+
+        def axis(c: float, extent: float) -> float:
+            lo, hi = sorted((side / 2, extent - side / 2))
+            target = min(max(c, lo), hi)
+            limit = max_shift * side
+            return c + min(max(target - c, -limit), limit)
+
+        return CropBox(axis(self.cx, width), axis(self.cy, height), side)
+
     def nudged(self, crop: CropConfig) -> CropBox:
         """Apply the user's zoom (>1 = closer) and offsets (fractions of the side)."""
         zoom = crop.zoom if crop.zoom > 0 else 1.0

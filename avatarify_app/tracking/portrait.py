@@ -166,7 +166,8 @@ class PortraitAligner:
         crop = crop or self.config.crop
         face = self.find_face(frame)
         assert face.landmarks is not None
-        box = crop_box_for_landmarks(face.landmarks).nudged(crop)
+        auto = crop_box_for_landmarks(face.landmarks).fitted_inside(frame.shape[0], frame.shape[1])
+        box = auto.nudged(crop)
         if not math.isfinite(box.side):
             raise NoFaceError("The face framing failed.")
         return AlignedFace(

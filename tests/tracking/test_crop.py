@@ -82,3 +82,19 @@ def test_framing_constants():
     pitched[[FOREHEAD, CHIN]] *= (1, 0.7)
     pitched[[FOREHEAD, CHIN]] += (0, 200 * 0.3)
     assert face_size(pitched) > 95
+
+
+def test_fitted_inside_pulls_a_photo_box_in_but_keeps_the_framing():
+    from avatarify_app.tracking import CropBox
+
+    # Overflows left and bottom of a 602x602 picture by a little: fits exactly after the fix.
+    box = CropBox(261.0, 346.0, 607.0).fitted_inside(602, 602)
+    assert box.side == 602.0
+    assert box.x0 == 0.0 and box.y0 == 0.0
+    # Far off the picture: moves at most 12% of the side, shrinks at most to 80%.
+    far = CropBox(0.0, 100.0, 400.0).fitted_inside(300, 1000)
+    assert far.side == 320.0
+    assert abs(far.cx - 0.0) <= 0.12 * 320 + 1e-9
+    # Already inside: unchanged.
+    inside = CropBox(500.0, 400.0, 200.0)
+    assert inside.fitted_inside(1000, 1000) == inside
