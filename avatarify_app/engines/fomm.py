@@ -109,11 +109,11 @@ class FommEngine:
     # ----------------------------------------------------------------- construction
     @classmethod
     def from_config(cls, config: EngineConfig, checkpoint_path: str | Path,
-                    options: MotionOptions | None = None, model_params=None) -> FommEngine:
+                    options: MotionOptions | None = None, *, model_params=None, size: int = 256) -> FommEngine:
         """Load ``checkpoint_path`` (model_params: None = shipped vox-256) and build the engine."""
         kp_detector, generator = load_fomm(checkpoint_path, model_params)
         return cls(kp_detector, generator, device=config.device, half=config.half,
-                   backend=config.backend, options=options)
+                   backend=config.backend, options=options, size=size)
 
     def _build_onnx(self, kp_detector: nn.Module, generator: nn.Module, winograd: bool) -> None:
         from avatarify_app.engines import fomm_onnx

@@ -1,0 +1,92 @@
+"""Inference rewrites keep the outputs: BN folding, sub-pixel up blocks, Winograd convolutions."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from avatarify_app.engines.fomm_fuse import SubPixelUpBlock, fold_batchnorm, fuse_for_inference
+from avatarify_app.engines.fomm_winograd import WinogradConv2d
+from avatarify_app.models import build_models, load_model_params
+from avatarify_app.models.blocks import UpBlock2d
+
+
+def _bn(n, seed):
+    g = torch.Generator().manual_seed(seed)
+    bn = torch.nn.BatchNorm2d(n).eval()
+    with torch.no_grad():
+        bn.running_mean.copy_(torch.randn(n, generator=g))
+        bn.running_var.copy_(torch.rand(n, generator=g) + 0.3)
+        bn.weight.copy_(torch.rand(n, generator=g) + 0.5)
+        bn.bias.copy_(torch.randn(n, generator=g))
+    return bn
+
+
+def test_fold_batchnorm():
+    conv = torch.nn.Conv2d(5, 7, 3, padding=1)
+    bn = _bn(7, 0)
+    x = torch.randn(2, 5, 9, 11)
+    with torch.no_grad():
+        assert torch.allclose(fold_batchnorm(conv, bn)(x), bn(conv(x)), atol=1e-5)
+
+
+@pytest.mark.parametrize("shape", [(1, 6, 5, 7), (2, 6, 8, 8)])
+def test_subpixel_up_block(shape):
+    block = UpBlock2d(6, 4).eval()
+    block.norm = _bn(4, 1)
+    x = torch.randn(*shape)
+    with torch.no_grad():
+        assert torch.allclose(SubPixelUpBlock(block)(x), block(x), atol=1e-5)
+
+
+@pytest.mark.parametrize("shape", [(1, 8, 16, 16), (2, 8, 8, 12), (1, 8, 10, 10)])
+def test_winograd_conv(shape):
+    torch.manual_seed(0)
+    conv = torch.nn.Conv2d(8, 6, 3, padding=1).eval()
+    x = torch.randn(*shape)
+    with torch.no_grad():
+        ref = conv(x)
+        assert torch.allclose(WinogradConv2d(conv)(x), ref, atol=1e-4 * float(ref.abs().max()))
+    with pytest.raises(ValueError):
+        WinogradConv2d(torch.nn.Conv2d(8, 6, 3, padding=1, stride=2))
+
+
+def test_fused_models_match(tiny_models):
+    kp_detector, generator = tiny_models
+    fk = fuse_for_inference(kp_detector)
+    fg = fuse_for_inference(generator, winograd=True)
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in fk.modules())
+    assert sum(isinstance(m, torch.nn.BatchNorm2d) for m in fg.modules()) == 2  # the norm1 of 2 ResBlocks
+    # The originals are untouched (still loadable from checkpoints).
+    assert any(isinstance(m, torch.nn.BatchNorm2d) for m in generator.bottleneck.r0.modules())
+    torch.manual_seed(2)
+    src, drv = torch.rand(2, 3, 64, 64), torch.rand(2, 3, 64, 64)
+    with torch.inference_mode():
+        kp_s, kp_d = kp_detector(src), kp_detector(drv)
+        fs = fk(src)
+        assert torch.allclose(fs["value"], kp_s["value"], atol=1e-5)
+        assert torch.allclose(fs["jacobian"], kp_s["jacobian"], atol=1e-4)
+        a = generator(src, kp_source=kp_s, kp_driving=kp_d)
+        b = fg(src, kp_source=kp_s, kp_driving=kp_d)
+    for key in a:
+        assert torch.allclose(a[key], b[key], atol=1e-4), key
+
+
+@pytest.fixture
+def tiny_models():
+    params = {
+        "common_params": {"num_kp": 3, "num_channels": 3, "estimate_jacobian": True},
+        "kp_detector_params": {"temperature": 0.1, "block_expansion": 4, "max_features": 16,
+                               "scale_factor": 0.25, "num_blocks": 3},
+        "generator_params": {"block_expansion": 8, "max_features": 16, "num_down_blocks": 2,
+                             "num_bottleneck_blocks": 2, "estimate_occlusion_map": True,
+                             "dense_motion_params": {"block_expansion": 8, "max_features": 16,
+                                                     "num_blocks": 3, "scale_factor": 0.25}},
+    }
+    models = build_models(load_model_params(params))
+    for seed, m in enumerate(models):
+        for i, bn in enumerate(x for x in m.modules() if isinstance(x, torch.nn.BatchNorm2d)):
+            fresh = _bn(bn.num_features, 100 * seed + i)
+            bn.load_state_dict(fresh.state_dict())
+        m.eval()
+    return models
