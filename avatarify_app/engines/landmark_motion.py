@@ -28,6 +28,17 @@ class Similarity:
         return pts @ self.A.T + self.b
 
 
+def inv2(m: np.ndarray) -> np.ndarray:
+    """Closed-form inverse of (..., 2, 2) matrices (LAPACK per 2x2 costs more than the maths)."""
+    det = m[..., 0, 0] * m[..., 1, 1] - m[..., 0, 1] * m[..., 1, 0]
+    out = np.empty_like(m, dtype=np.float64)
+    out[..., 0, 0] = m[..., 1, 1]
+    out[..., 0, 1] = -m[..., 0, 1]
+    out[..., 1, 0] = -m[..., 1, 0]
+    out[..., 1, 1] = m[..., 0, 0]
+    return out / det[..., None, None]
+
+
 def fit_similarity(src: np.ndarray, dst: np.ndarray) -> Similarity:
     """Least-squares similarity src -> dst (Umeyama, reflection excluded). src, dst: Nx2."""
     src = src.astype(np.float64)
@@ -86,7 +97,7 @@ def fit_group_jacobians(a: np.ndarray, b: np.ndarray, idx: np.ndarray, mask: np.
     ytx = np.einsum("gmi,gmj->gij", xb, xa)
     lam = ridge * np.trace(xtx, axis1=1, axis2=2)[:, None, None] * 0.5 + 1e-6
     eye = np.eye(2)[None]
-    return (ytx + lam * eye) @ np.linalg.inv(xtx + lam * eye)
+    return (ytx + lam * eye) @ inv2(xtx + lam * eye)
 
 
 def adapt_linear(sim: Similarity, adapt_scale: bool) -> np.ndarray:
@@ -105,7 +116,7 @@ def relative_transfer(kp_src: np.ndarray, kp_ref: np.ndarray, kp_drv: np.ndarray
     Returns (kp_new Kx2, J_new Kx2x2).
     """
     kp_new = kp_src + (kp_drv - kp_ref) @ A.T
-    J_new = A[None] @ jac_rel @ np.linalg.inv(A)[None]
+    J_new = A[None] @ jac_rel @ inv2(A)[None]
     return kp_new, J_new
 
 
@@ -117,7 +128,7 @@ def backward_affines(kp_src: np.ndarray, kp_new: np.ndarray, J_new: np.ndarray) 
     bad = np.abs(det) < 0.05
     J = J_new.copy()
     J[bad] = np.eye(2)
-    B = np.linalg.inv(J)
+    B = inv2(J)
     c = kp_src - np.einsum("kij,kj->ki", B, kp_new)
     return np.concatenate([B.reshape(-1, 4), c], axis=1)
 

@@ -97,21 +97,25 @@ def person_layers(image: np.ndarray, landmarks: np.ndarray) -> tuple[np.ndarray,
     h, w = image.shape[:2]
     with mp.solutions.selfie_segmentation.SelfieSegmentation(model_selection=0) as seg:
         mask = seg.process(image).segmentation_mask
-    alpha = np.zeros((h, w), np.float32) if mask is None else np.clip(mask.astype(np.float32), 0, 1)
+    alpha = np.zeros((h, w), np.float32) if mask is None else mask.astype(np.float32)
+    alpha = np.clip((alpha - 0.5) * 4.0 + 0.5, 0.0, 1.0)  # harden: a narrow soft edge
     oval = np.zeros((h, w), np.float32)
     cv2.fillPoly(oval, [np.round(landmarks[list(lg.FACE_OVAL_RING)]).astype(np.int32)], 1.0)
     k = max(3, int(0.06 * w) | 1)
     oval = cv2.dilate(oval, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k)))
-    alpha = np.maximum(alpha, oval)
-    alpha = cv2.GaussianBlur(alpha, (5, 5), 0)
+    alpha = cv2.GaussianBlur(np.maximum(alpha, oval), (3, 3), 0)
     small = cv2.resize(image, (w // 2, h // 2), interpolation=cv2.INTER_AREA)
     hole = cv2.resize((alpha > 0.1).astype(np.uint8), (w // 2, h // 2), interpolation=cv2.INTER_NEAREST)
     hole = cv2.dilate(hole, np.ones((5, 5), np.uint8))
     filled = cv2.inpaint(small, hole, 5, cv2.INPAINT_TELEA)
     filled = cv2.resize(filled, (w, h), interpolation=cv2.INTER_LINEAR)
     keep = (1.0 - cv2.resize(hole.astype(np.float32), (w, h), interpolation=cv2.INTER_LINEAR))[..., None]
-    plate = np.clip(image * keep + filled * (1.0 - keep), 0, 255).astype(np.uint8)
-    return alpha, np.ascontiguousarray(plate)
+    plate = image * keep + filled * (1.0 - keep)
+    # What shows behind the person: the plate under the person, the image elsewhere (so that
+    # composing the unmoved person over it gives the image back up to its soft edge).
+    a = alpha[..., None]
+    behind = np.clip(image * (1.0 - a) + plate * a, 0, 255).astype(np.uint8)
+    return alpha, np.ascontiguousarray(behind)
 
 
 class LandmarkEngine:
@@ -134,6 +138,7 @@ class LandmarkEngine:
         # Grid of the coarse flow at pixel centres, in crop pixels (cv2.resize convention).
         self._xs = ((np.arange(r) + 0.5) * (self.size / r) - 0.5).astype(np.float32)
         self._ys = self._xs.copy()
+        self._grid_c = np.stack(np.meshgrid(self._xs, self._ys), axis=-1)
         d = np.minimum.outer(np.minimum(self._ys + 0.5, self.size - 0.5 - self._ys),
                              np.minimum(self._xs + 0.5, self.size - 0.5 - self._xs))
         tau = self.params.border_tau * self.size / 256.0
@@ -269,7 +274,14 @@ class LandmarkEngine:
         return self._animate(drv, image)
 
     def debug_info(self) -> dict[str, np.ndarray]:
-        return dict(self._debug)
+        """kp_source / kp_driving / kp_output (Kx2 crop px; the last rows are the head and body
+        keypoints), flow (HxWx2 backward offsets in px) and masks (KxRxR, the normalised
+        heatmaps on the coarse grid, background last)."""
+        out = {k: v for k, v in self._debug.items() if k != "weights"}
+        if "weights" in self._debug:
+            w = self._debug["weights"]
+            out["masks"] = (w / w.sum(0, keepdims=True)).astype(np.float32)
+        return out
 
     def close(self) -> None:
         for finder in self._finders.values():
@@ -313,7 +325,7 @@ class LandmarkEngine:
             jac = lm.fit_group_jacobians(ref_pts, drv, idx, mask, p.ridge)
             kp_new, J_new = lm.relative_transfer(kp_src, ref["kp"], kp_drv, jac, A)
             head_new = src["centre"] + (head.apply(ref_pts.mean(0)[None])[0] - ref_pts.mean(0)) @ A.T
-            head_J = A @ head.A @ np.linalg.inv(A)
+            head_J = A @ head.A @ lm.inv2(A)
             target = src["landmarks"] + (drv - ref_pts) @ A.T
         else:
             # Absolute: the driving face itself, placed on the source by the aligning similarity.
@@ -378,8 +390,7 @@ class LandmarkEngine:
         coarse = lm.blend_backward(W, affs, self._xs, self._ys)  # rxrx2 sampling positions
 
         r = p.flow_res
-        grid_c = np.stack(np.meshgrid(self._xs, self._ys), axis=-1)
-        flow_c = coarse - grid_c
+        flow_c = coarse - self._grid_c
         flow = cv2.resize(flow_c, (self.size, self.size), interpolation=cv2.INTER_LINEAR) if r != self.size else flow_c
         flow *= self._edge[..., None]
         map_x = self._gx + flow[..., 0]
@@ -388,8 +399,8 @@ class LandmarkEngine:
                         borderMode=cv2.BORDER_REPLICATE)
         if src["alpha"] is not None:
             a = cv2.remap(src["alpha"], map_x, map_y, interpolation=cv2.INTER_LINEAR,
-                          borderMode=cv2.BORDER_REPLICATE)[..., None]
-            out = (out * a + src["plate"] * (1.0 - a)).astype(np.uint8)
+                          borderMode=cv2.BORDER_REPLICATE)
+            out = cv2.blendLinear(out, src["plate"], a, 1.0 - a)
         if mouth_poly is not None and mouth_dark > 0.01:
             out = self._darken(out, mouth_poly, mouth_dark)
         self._debug = {
@@ -397,7 +408,7 @@ class LandmarkEngine:
             "kp_driving": np.vstack([kp_drv, head.apply(ref_pts.mean(0)[None])]).astype(np.float32),
             "kp_output": kps_new.astype(np.float32) * 1.0,
             "flow": flow,
-            "masks": (W / W.sum(0, keepdims=True)).astype(np.float32),
+            "weights": W,
         }
         del k256
         return np.ascontiguousarray(out)
@@ -411,10 +422,19 @@ class LandmarkEngine:
         return cv2.GaussianBlur(canvas, (3, 3), 0)
 
     def _darken(self, out: np.ndarray, poly: np.ndarray, amount: float) -> np.ndarray:
-        canvas = np.zeros((self.size, self.size), np.float32)
-        pts = np.round(poly * 4).astype(np.int32)
-        cv2.fillPoly(canvas, [pts], 1.0, lineType=cv2.LINE_AA, shift=2)
+        """Darken a newly opened mouth's interior (soft polygon mask, only its bounding box)."""
         k = max(3, int(self.size / 64) | 1)
+        x0, y0 = np.floor(poly.min(0)).astype(int) - k
+        x1, y1 = np.ceil(poly.max(0)).astype(int) + k + 1
+        x0, y0 = max(x0, 0), max(y0, 0)
+        x1, y1 = min(x1, self.size), min(y1, self.size)
+        if x1 <= x0 or y1 <= y0:
+            return out
+        canvas = np.zeros((y1 - y0, x1 - x0), np.float32)
+        pts = np.round((poly - (x0, y0)) * 4).astype(np.int32)
+        cv2.fillPoly(canvas, [pts], 1.0, lineType=cv2.LINE_AA, shift=2)
         canvas = cv2.GaussianBlur(canvas, (k, k), 0)
-        factor = 1.0 - amount * canvas
-        return np.clip(out.astype(np.float32) * factor[..., None], 0, 255).astype(np.uint8)
+        factor = (1.0 - amount * canvas)[..., None]
+        region = out[y0:y1, x0:x1]
+        out[y0:y1, x0:x1] = (region * factor).astype(np.uint8)
+        return out

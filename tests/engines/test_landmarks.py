@@ -1,0 +1,152 @@
+"""LandmarkEngine on a real photo (the astronaut avatar, else scikit-image's) with real mediapipe."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+from avatarify_app.config import EngineConfig, MotionOptions
+from avatarify_app.engines import create_engine
+from avatarify_app.engines.base import Engine
+from avatarify_app.engines.landmark_groups import FACE_OVAL_RING
+from avatarify_app.engines.landmarks import LandmarkEngine
+from avatarify_app.errors import BadImageError, NoFaceError
+from avatarify_app.paths import AVATARS_DIR
+
+
+@pytest.fixture(scope="module")
+def source() -> tuple[np.ndarray, np.ndarray]:
+    from avatarify_app.frames import load_image
+    from avatarify_app.tracking import align_portrait
+
+    shipped = AVATARS_DIR / "astronaut.png"
+    if shipped.is_file():
+        image = load_image(shipped)
+    else:
+        from skimage import data
+
+        image = np.ascontiguousarray(data.astronaut())
+    aligned = align_portrait(image)
+    return aligned.image, aligned.landmarks
+
+
+@pytest.fixture
+def engine(source):
+    eng = LandmarkEngine.from_config(EngineConfig(name="landmarks"), MotionOptions())
+    eng.set_source(*source)
+    yield eng
+    eng.close()
+
+
+def _face_mask(landmarks: np.ndarray) -> np.ndarray:
+    mask = np.zeros((256, 256), np.uint8)
+    cv2.fillPoly(mask, [np.round(landmarks[list(FACE_OVAL_RING)]).astype(np.int32)], 1)
+    return mask.astype(bool)
+
+
+def _l1(a: np.ndarray, b: np.ndarray, where: np.ndarray | None = None) -> float:
+    d = np.abs(a.astype(np.float32) - b.astype(np.float32)).mean(2) / 255.0
+    return float(d[where].mean() if where is not None else d.mean())
+
+
+def test_is_an_engine(engine):
+    assert isinstance(engine, Engine)
+    assert engine.name == "landmarks" and engine.size == 256
+    assert create_engine(EngineConfig(name="landmarks")).name == "landmarks"
+
+
+def test_driving_equal_to_reference_gives_the_source(engine, source):
+    crop, lms = source
+    engine.set_reference(crop, lms)
+    out = engine.predict(crop, lms)
+    assert out.dtype == np.uint8 and out.shape == crop.shape and out.flags.c_contiguous
+    assert _l1(out, crop) < 0.004
+    assert np.abs(engine.debug_info()["flow"]).max() < 0.5
+
+
+def test_first_predicted_frame_becomes_the_reference(engine, source):
+    crop, _ = source
+    assert not engine.has_reference()
+    out = engine.predict(crop)  # landmarks found by the engine itself
+    assert engine.has_reference()
+    assert _l1(out, crop) < 0.004
+
+
+def test_affine_head_motion_moves_the_output_accordingly(engine, source):
+    crop, lms = source
+    engine.set_reference(crop, lms)
+    m = cv2.getRotationMatrix2D((128.0, 110.0), 8.0, 1.05)
+    m[:, 2] += (6.0, -4.0)
+    driving = cv2.warpAffine(crop, m, (256, 256), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    out = engine.predict(driving)
+    moved_face = _face_mask(lms @ m[:, :2].T + m[:, 2])
+    # The face lands where the driving face is: far closer than the still source.
+    assert _l1(out, driving, moved_face) < 0.4 * _l1(crop, driving, moved_face)
+    assert _l1(out, driving, moved_face) < 0.03
+    dbg = engine.debug_info()
+    head_src, head_out = dbg["kp_source"][-1], dbg["kp_output"][-1]
+    expected = m[:, :2] @ head_src + m[:, 2]
+    assert np.linalg.norm(head_out - expected) < 2.5
+    assert dbg["flow"].shape == (256, 256, 2)
+    assert dbg["masks"].shape[0] == len(dbg["kp_source"]) + 1 or dbg["masks"].shape[0] >= len(dbg["kp_source"])
+    np.testing.assert_allclose(dbg["masks"].sum(0), 1.0, atol=1e-4)
+
+
+def test_border_stays_put(engine, source):
+    crop, lms = source
+    engine.set_reference(crop, lms)
+    m = cv2.getRotationMatrix2D((128.0, 128.0), -10.0, 1.0)
+    m[:, 2] += (10.0, 8.0)
+    out = engine.predict(cv2.warpAffine(crop, m, (256, 256), borderMode=cv2.BORDER_REPLICATE))
+    ring = np.ones((256, 256), bool)
+    ring[2:-2, 2:-2] = False
+    assert _l1(out, crop, ring) < 0.01
+    edge = np.ones((256, 256), bool)
+    edge[1:-1, 1:-1] = False
+    assert np.abs(engine.debug_info()["flow"][edge]).max() < 1e-3
+
+
+def test_mouth_opening_has_no_fold_and_darkens(engine, source):
+    crop, lms = source
+    engine.set_reference(crop, lms)
+    drv = lms.copy()
+    lower = [146, 91, 181, 84, 17, 314, 405, 321, 375, 95, 88, 178, 87, 14, 317, 402, 318, 324,
+             152, 148, 176, 149, 150, 377, 400, 378, 379]
+    drv[lower, 1] += 14.0  # jaw and lower lip drop
+    out = engine.predict(crop, drv)
+    flow = engine.debug_info()["flow"]
+    cx = int(round((lms[13, 0] + lms[14, 0]) / 2))
+    y0, y1 = int(lms[0, 1]) - 5, int(lms[17, 1]) + 20
+    map_y = np.arange(256, dtype=np.float32)[y0:y1] + flow[y0:y1, cx, 1]
+    assert np.all(np.diff(map_y) > -0.05), "the backward map folds inside the mouth"
+    inner = np.round(drv[[13, 14]].mean(0)).astype(int)
+    assert out[inner[1], inner[0]].mean() < crop[int(lms[13, 1]), int(lms[13, 0])].mean()
+    assert np.isfinite(flow).all()
+
+
+def test_wild_landmarks_give_a_sane_frame(engine, source, rng):
+    crop, lms = source
+    engine.set_reference(crop, lms)
+    for scale in (3.0, 40.0):
+        noisy = (lms + rng.normal(0, scale, lms.shape)).astype(np.float32)
+        out = engine.predict(crop, noisy)
+        assert out.shape == crop.shape and out.dtype == np.uint8
+        assert np.isfinite(engine.debug_info()["flow"]).all()
+    engine.set_options(MotionOptions(relative=False, adapt_scale=False))
+    out = engine.predict(crop, lms * 0.8 + 20)
+    assert out.shape == crop.shape
+
+
+def test_no_face_raises_a_clear_error(engine):
+    blank = np.full((256, 256, 3), 127, np.uint8)
+    fresh = LandmarkEngine()
+    try:
+        with pytest.raises(NoFaceError, match="No face found in the source"):
+            fresh.set_source(blank)
+    finally:
+        fresh.close()
+    with pytest.raises(NoFaceError, match="driving"):
+        engine.predict(blank)
+    with pytest.raises(BadImageError):
+        engine.predict(np.zeros((100, 100, 3), np.uint8))
