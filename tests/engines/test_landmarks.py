@@ -116,7 +116,7 @@ def test_mouth_opening_has_no_fold_and_darkens(engine, source):
     drv[lower, 1] += 14.0  # jaw and lower lip drop
     out = engine.predict(crop, drv)
     flow = engine.debug_info()["flow"]
-    cx = int(round((lms[13, 0] + lms[14, 0]) / 2))
+    cx = int(np.rint((lms[13, 0] + lms[14, 0]) / 2))
     y0, y1 = int(lms[0, 1]) - 5, int(lms[17, 1]) + 20
     map_y = np.arange(256, dtype=np.float32)[y0:y1] + flow[y0:y1, cx, 1]
     assert np.all(np.diff(map_y) > -0.05), "the backward map folds inside the mouth"
