@@ -1,0 +1,98 @@
+"""`evaluate`: the reconstruction protocol on a small generated video, JSON summary."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from avatarify_app.cli import main
+from avatarify_app.commands.evaluate import split_shots
+from avatarify_app.engines.metrics import ReconstructionScore, l1
+from avatarify_app.paths import AVATARS_DIR
+
+
+def _portrait() -> np.ndarray:
+    from avatarify_app.frames import load_image
+
+    shipped = AVATARS_DIR / "astronaut.png"
+    if shipped.is_file():
+        return load_image(shipped)
+    from skimage import data
+
+    return np.ascontiguousarray(data.astronaut())
+
+
+def _write(path: Path, frames: list[np.ndarray], fps: float = 10.0) -> Path:
+    import imageio_ffmpeg
+
+    h, w = frames[0].shape[:2]
+    writer = imageio_ffmpeg.write_frames(str(path), (w, h), fps=fps, quality=9, macro_block_size=1,
+                                         ffmpeg_log_level="error")
+    writer.send(None)
+    for f in frames:
+        writer.send(np.ascontiguousarray(f))
+    writer.close()
+    return path
+
+
+@pytest.fixture(scope="module")
+def video(tmp_path_factory) -> Path:
+    """Two shots: the portrait nodding, then a cut to a flat grey card and back to the portrait."""
+    base = cv2.resize(_portrait(), (240, 240), interpolation=cv2.INTER_AREA)
+    frames = []
+    for i in range(8):
+        m = cv2.getRotationMatrix2D((120, 120), 5 * np.sin(i / 2), 1.0)
+        frames.append(cv2.warpAffine(base, m, (240, 240), borderMode=cv2.BORDER_REPLICATE))
+    frames += [np.full((240, 240, 3), 20, np.uint8)] * 3
+    frames += frames[:4]
+    return _write(tmp_path_factory.mktemp("evaluate") / "talk.mp4", frames)
+
+
+def test_metrics_helpers():
+    a = np.zeros((4, 4, 3), np.uint8)
+    b = np.full((4, 4, 3), 51, np.uint8)
+    assert l1(a, b) == pytest.approx(0.2)
+    score = ReconstructionScore()
+    score.add(a, b)
+    s = score.summary()
+    assert s["l1"] == pytest.approx(0.2) and s["akd"] is None and s["mkr"] is None and s["aed"] is None
+
+
+def test_shots_are_cut_at_scene_changes(video):
+    shots = split_shots(video)
+    assert [len(s) for s in shots] == [8, 3, 4]
+
+
+def test_evaluate_json(video, capsys):
+    rc = main(["evaluate", "--video", str(video), "--engine", "landmarks", "--json"])
+    assert rc == 0
+    out = capsys.readouterr().out
+    summary = json.loads(out.strip().splitlines()[-1])
+    assert {"l1", "akd", "mkr", "frames", "shots", "engine", "aed", "akd_landmarks", "crop"} <= set(summary)
+    assert summary["engine"] == "landmarks"
+    assert summary["shots"] == 2  # the grey card has no face
+    assert summary["frames"] == 12
+    assert 0.0 <= summary["l1"] < 0.06
+    assert summary["akd"] is not None and summary["akd"] < 6.0
+    assert summary["mkr"] == 0.0
+    assert summary["aed"] is None
+    assert "AED" in out and "identity network" in out
+
+
+def test_evaluate_no_crop(tmp_path, capsys):
+    from avatarify_app.tracking import align_portrait
+
+    crop = align_portrait(_portrait()).image
+    frames = [crop] * 2 + [cv2.warpAffine(crop, cv2.getRotationMatrix2D((128, 128), 4, 1.0), (256, 256),
+                                          borderMode=cv2.BORDER_REPLICATE)] * 2
+    video = _write(tmp_path / "crops.mp4", frames)
+    rc = main(["evaluate", "--video", str(video), "--engine", "landmarks", "--no-crop",
+               "--no-landmark-metrics", "--json"])
+    assert rc == 0
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert summary["frames"] == 4 and summary["crop"] == "none"
+    assert summary["akd"] is None and summary["l1"] < 0.03
