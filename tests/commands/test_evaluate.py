@@ -96,3 +96,23 @@ def test_evaluate_no_crop(tmp_path, capsys):
     summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert summary["frames"] == 4 and summary["crop"] == "none"
     assert summary["akd"] is None and summary["l1"] < 0.03
+
+
+def test_bench_landmarks_json(video, capsys):
+    rc = main(["bench", "--engine", "landmarks", "--video", str(video), "--frames", "6", "--warmup", "2", "--json"])
+    assert rc == 0
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert summary["engine"] == "landmarks" and summary["frames"] == 6
+    assert set(summary["stages_ms"]) == {"tracking", "engine"}
+    assert summary["fps"] > 0
+
+
+def test_bench_landmarks_generates_a_clip_without_shared_media(monkeypatch):
+    import argparse
+
+    from avatarify_app.commands import bench_landmarks
+
+    monkeypatch.setattr(bench_landmarks, "SHARED_VIDEO", Path("/nonexistent/Megamind.avi"))
+    result = bench_landmarks.measure(argparse.Namespace(video=None, frames=4, warmup=1))
+    s = result.summary()
+    assert s["frames"] == 4 and s["video"].startswith("generated") and s["faces"] >= 3
