@@ -14,8 +14,14 @@ The FOMM idea (Siarohin et al. 2019) with keypoints that need no training:
 - mouth and eye *openings*: when the output opens wider than the source, the opening's
   polygon maps onto the source opening (squeezed; a closed mouth maps onto its lip seam)
   and a mouth's new interior is darkened: no tears, no folded lips;
+- a *body* keypoint below the face (neck, shoulders) driven by the driving body's own
+  similarity motion (DIS optical flow between the reference and current crops, 64 px,
+  below the chin), else by a damped copy of the head motion;
 - masks: the normalised Gaussian heatmaps; one dense backward flow, computed on a coarse
-  grid, upsampled and applied with ``cv2.remap``.
+  grid, upsampled and applied with ``cv2.remap``;
+- layers: the person (mediapipe selfie segmentation of the source, united with the face
+  oval) is warped by that flow and composed over what lies behind it (the source with the
+  person inpainted), so the background stays still while head and shoulders move.
 
 Everything that depends on the source alone is cached in ``set_source``.
 """
@@ -274,9 +280,9 @@ class LandmarkEngine:
         return self._animate(drv, image)
 
     def debug_info(self) -> dict[str, np.ndarray]:
-        """kp_source / kp_driving / kp_output (Kx2 crop px; the last rows are the head and body
-        keypoints), flow (HxWx2 backward offsets in px) and masks (KxRxR, the normalised
-        heatmaps on the coarse grid, background last)."""
+        """kp_source / kp_driving / kp_output (Kx2 crop px; the last row is the head keypoint),
+        flow (HxWx2 backward offsets in px) and masks (MxRxR: the normalised heatmaps on the
+        coarse grid: keypoints, head, body, open mouth/eyes when shown, background last)."""
         out = {k: v for k, v in self._debug.items() if k != "weights"}
         if "weights" in self._debug:
             w = self._debug["weights"]
@@ -336,7 +342,6 @@ class LandmarkEngine:
             head_new = whole.apply(src["centre"][None])[0]
             head_J = whole.A
 
-        k256 = self.size / 256.0
         kps_new = np.vstack([kp_new, head_new[None]])
         kps_src = np.vstack([kp_src, src["centre"][None]])
         jacs = np.concatenate([J_new, head_J[None]], axis=0)
@@ -406,11 +411,10 @@ class LandmarkEngine:
         self._debug = {
             "kp_source": kps_src.astype(np.float32),
             "kp_driving": np.vstack([kp_drv, head.apply(ref_pts.mean(0)[None])]).astype(np.float32),
-            "kp_output": kps_new.astype(np.float32) * 1.0,
+            "kp_output": kps_new.astype(np.float32),
             "flow": flow,
             "weights": W,
         }
-        del k256
         return np.ascontiguousarray(out)
 
     def _polygon_weight(self, poly: np.ndarray) -> np.ndarray:
