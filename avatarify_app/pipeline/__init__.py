@@ -4,10 +4,12 @@ See ``docs/CONTRACTS.md`` (pipeline) and ``session.py`` for threads and output p
 """
 
 from avatarify_app.pipeline.session import (
+    REFERENCE_REASONS,
     STATUSES,
     ErrorEvent,
     FrameEvent,
     LatestSlot,
+    ReferenceEvent,
     Session,
     placeholder_frame,
 )
@@ -31,6 +33,7 @@ from avatarify_app.pipeline.sources import (
 from avatarify_app.pipeline.stats import Stats, StatsWindow
 
 __all__ = [
+    "REFERENCE_REASONS",
     "STATUSES",
     "CameraInfo",
     "CameraSource",
@@ -41,6 +44,7 @@ __all__ = [
     "NullSink",
     "PreviewSink",
     "RecorderSink",
+    "ReferenceEvent",
     "Session",
     "Sink",
     "Source",

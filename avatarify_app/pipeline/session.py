@@ -26,10 +26,19 @@ Output policy (what the sinks get):
   old reference (or the held frame while there is none).
 - ``no_engine``: the engine could not be built (reported); the neutral card.
 - ``error``: the engine failed on this frame (reported); the last good output is held.
+
+The reference (the driving face that means "no motion") changes in a few ways, each
+announced to the reference observers with a ``ReferenceEvent``: the first face frame
+while there is none (at start, after ``recalibrate()`` or after a mirror change), the
+pick of ``auto_calibrate()`` and ``set_reference()``. Clearing it (``recalibrate()``, a
+mirror change) is announced too, with ``crop=None``. ``recalibrate``, ``auto_calibrate``
+and ``set_reference`` return a request number that comes back in the events they cause,
+so a caller can tell its own calibration from any other.
 """
 
 from __future__ import annotations
 
+import itertools
 import logging
 import threading
 import time
@@ -53,6 +62,8 @@ log = logging.getLogger(__name__)
 
 STATUSES = ("ok", "no_face", "passthrough", "no_avatar", "calibrating", "no_engine", "error")
 STAGES = ("source", "tracking", "engine", "sink", "avatar")
+# Why the reference changed (ReferenceEvent.reason).
+REFERENCE_REASONS = ("first_frame", "recalibrate", "auto", "set", "mirror")
 ERROR_REPEAT_S = 5.0  # the same error from the same stage is reported at most this often
 BACKOFF_S = (0.25, 5.0)  # first and longest wait before reopening a failed source
 
@@ -79,6 +90,19 @@ class FrameEvent:
     status: str
     pose_match: float | None  # avatar vs driving pose in [0, 1]
     debug: dict[str, np.ndarray] = field(default_factory=dict)
+    avatar: np.ndarray | None = None  # the aligned avatar crop the engine animates (engine size)
+
+
+@dataclass(frozen=True)
+class ReferenceEvent:
+    """The reference changed (see the module docstring). Arrays are copies owned by the event."""
+
+    crop: np.ndarray | None  # the driving crop now used as the reference; None = cleared
+    landmarks: np.ndarray | None  # its landmarks in crop px, or None
+    reason: str  # one of REFERENCE_REASONS
+    request: int | None  # what recalibrate()/auto_calibrate()/set_reference() returned; None otherwise
+    mirror: bool  # whether the camera was mirrored for this reference
+    pose_match: float | None = None  # the avatar vs reference pose match, when known
 
 
 @dataclass(frozen=True)
@@ -91,6 +115,7 @@ class ErrorEvent:
 @dataclass
 class _Calibration:
     frames_left: int
+    request: int
     best_score: float = -1.0
     best: tuple[np.ndarray, np.ndarray | None] | None = None
 
@@ -228,6 +253,8 @@ class Session:
         self._frame_observers: list[Callable[[FrameEvent], None]] = []
         self._stats_observers: list[Callable[[Stats], None]] = []
         self._error_observers: list[Callable[[ErrorEvent], None]] = []
+        self._reference_observers: list[Callable[[ReferenceEvent], None]] = []
+        self._requests = itertools.count(1)
         self._commands: deque[Callable[[], None]] = deque()
         self._pending_source: list[Source | None] = []
         self._source_changed = threading.Event()
@@ -243,7 +270,9 @@ class Session:
         self._engine = None
         self._tracker = None
         self._avatar: _Avatar | None = None
+        self._avatar_crop: np.ndarray | None = None  # the avatar at the engine's size
         self._reference: tuple[np.ndarray, np.ndarray | None] | None = None
+        self._next_reference: tuple[str, int | None] = ("first_frame", None)  # for the implicit pick
         self._applied = self._options
         self._held: np.ndarray | None = None
         self._calibration: _Calibration | None = None
@@ -310,6 +339,14 @@ class Session:
     def has_avatar(self) -> bool:
         return self._avatar is not None
 
+    def avatar_crop(self) -> np.ndarray | None:
+        """The aligned avatar crop the engine animates (engine size; read-only), or None.
+
+        This is the portrait after face framing, so it lines up with ``FrameEvent.crop``;
+        ``FrameEvent.avatar`` carries the same array with every frame.
+        """
+        return self._avatar_crop
+
     @property
     def options(self) -> LiveOptions:
         return self._options
@@ -327,18 +364,27 @@ class Session:
         """Use a new avatar (asynchronous; on failure the error observers hear why, the old one stays)."""
         self._post(lambda: self._apply_avatar(image_or_path))
 
-    def recalibrate(self) -> None:
-        """The next frame with a face becomes the engine's reference."""
-        self._post(self._apply_recalibrate)
+    def recalibrate(self) -> int:
+        """The next frame with a face becomes the engine's reference; returns the request number."""
+        request = next(self._requests)
+        self._post(lambda: self._apply_recalibrate("recalibrate", request))
+        return request
 
-    def auto_calibrate(self, n_frames: int = 30) -> None:
-        """Over the next ``n_frames`` face frames, use the one whose pose best matches the avatar."""
-        self._post(lambda: self._start_calibration(max(1, int(n_frames))))
+    def auto_calibrate(self, n_frames: int = 30) -> int:
+        """Over the next ``n_frames`` face frames, use the one whose pose best matches the avatar.
 
-    def set_reference(self, crop: np.ndarray, landmarks: np.ndarray | None = None) -> None:
-        """Use this driving crop (and its crop-px landmarks) as the reference."""
+        Returns the request number (the ReferenceEvent of the pick carries it).
+        """
+        request = next(self._requests)
+        self._post(lambda: self._start_calibration(max(1, int(n_frames)), request))
+        return request
+
+    def set_reference(self, crop: np.ndarray, landmarks: np.ndarray | None = None) -> int:
+        """Use this driving crop (and its crop-px landmarks) as the reference; returns the request number."""
         crop = check_frame(np.ascontiguousarray(crop), "reference crop")
-        self._post(lambda: self._apply_reference(crop, landmarks))
+        request = next(self._requests)
+        self._post(lambda: self._apply_reference(crop, landmarks, "set", request))
+        return request
 
     def reference(self) -> tuple[np.ndarray, np.ndarray | None] | None:
         """The reference (crop, landmarks) in use, or None before calibration."""
@@ -393,6 +439,10 @@ class Session:
 
     def add_error_observer(self, callback: Callable[[ErrorEvent], None]) -> Callable[[], None]:
         return self._subscribe(self._error_observers, callback)
+
+    def add_reference_observer(self, callback: Callable[[ReferenceEvent], None]) -> Callable[[], None]:
+        """``callback(ReferenceEvent)`` whenever the reference is set or cleared (inference thread)."""
+        return self._subscribe(self._reference_observers, callback)
 
     def stats(self) -> Stats:
         """The current figures (safe from any thread)."""
@@ -518,6 +568,7 @@ class Session:
             engine = self._build_engine(self.engine_config)
             if engine is not None:
                 self._engine = engine
+                self._size_avatar()
             if self._initial_avatar is not None:
                 avatar, self._initial_avatar = self._initial_avatar, None
                 self._apply_avatar(avatar)
@@ -574,6 +625,7 @@ class Session:
         if engine is None:
             return
         old, self._engine = self._engine, engine
+        self._size_avatar()
         self.engine_config = config
         self._held = None
         if old is not None:
@@ -597,18 +649,50 @@ class Session:
             self._report("avatar", err)
             return
         self._avatar = avatar
+        self._size_avatar()
         self._held = None
 
-    def _apply_recalibrate(self) -> None:
+    def _size_avatar(self) -> None:
+        """Keep the avatar crop at the engine's size (one array per avatar and engine size)."""
+        avatar = self._avatar
+        if avatar is None:
+            self._avatar_crop = None
+            return
+        size = getattr(self._engine, "size", None)
+        image = _to_size(avatar.image, None, int(size))[0] if size else avatar.image
+        view = image.view()  # read-only for the observers, without locking the owner's array
+        view.setflags(write=False)
+        self._avatar_crop = view
+
+    def _announce_reference(self, reason: str, request: int | None, score: float | None = None) -> None:
+        ref = self._reference
+        crop = lms = None
+        if ref is not None:
+            crop = np.array(ref[0], copy=True)
+            lms = None if ref[1] is None else np.array(ref[1], np.float32, copy=True)
+        event = ReferenceEvent(crop, lms, reason, request, bool(self._applied.mirror), score)
+        with self._lock:
+            observers = list(self._reference_observers)
+        for cb in observers:
+            try:
+                cb(event)
+            except Exception:
+                log.exception("reference observer failed")
+
+    def _apply_recalibrate(self, reason: str = "recalibrate", request: int | None = None) -> None:
+        """Clear the reference: the next face frame becomes the new one (announced with ``reason``)."""
         self._calibration = None
         self._reference = None
+        self._next_reference = (reason, request)
         if self._engine is not None:
             try:
                 self._engine.set_reference(None)
             except Exception as err:
                 self._report("engine", err)
+        self._announce_reference(reason, request)
 
-    def _apply_reference(self, crop: np.ndarray, landmarks: np.ndarray | None) -> None:
+    def _apply_reference(self, crop: np.ndarray, landmarks: np.ndarray | None, reason: str,
+                         request: int | None, score: float | None = None) -> None:
         self._calibration = None
         if self._engine is not None:
             try:
@@ -618,13 +702,15 @@ class Session:
                 self._report("engine", err)
                 return
         self._reference = (crop, landmarks)
+        self._next_reference = ("first_frame", None)
+        self._announce_reference(reason, request, score)
 
-    def _start_calibration(self, n_frames: int) -> None:
+    def _start_calibration(self, n_frames: int, request: int) -> None:
         if self._avatar is None or self._avatar.landmarks is None:
             self._report("avatar", EngineError("Auto-calibration needs an avatar with a detected face.",
                                                "Choose an avatar first, or use calibrate."))
             return
-        self._calibration = _Calibration(n_frames)
+        self._calibration = _Calibration(n_frames, request)
 
     def _apply_options(self) -> None:
         new, old = self._options, self._applied
@@ -640,9 +726,10 @@ class Session:
             except Exception as err:
                 self._report("tracking", err)
         if new.mirror != old.mirror:
-            # The picture flips: smoothing restarts and the reference must be taken again.
+            # The picture flips: smoothing restarts and the reference must be taken again (a
+            # reference is a face seen one way round; its mesh landmarks do not flip with it).
             self._reset_tracking()
-            self._apply_recalibrate()
+            self._apply_recalibrate("mirror", None)
 
     def _reset_tracking(self) -> None:
         if self._tracker is not None:
@@ -669,8 +756,12 @@ class Session:
         if cal.frames_left <= 0:
             self._calibration = None
             if cal.best is not None:
-                self._apply_reference(*cal.best)
+                self._apply_reference(*cal.best, "auto", cal.request, cal.best_score)
                 log.info("auto-calibration picked a reference with pose match %.3f", cal.best_score)
+            else:
+                self._report("tracking", EngineError(
+                    "Auto-calibration found no frame it could compare with the avatar.",
+                    "Face the camera in good light and try again, or use calibrate."))
 
     def _process(self, index: int, frame: np.ndarray, t_capture: float) -> None:
         t_start = time.perf_counter()
@@ -717,7 +808,7 @@ class Session:
                     if not engine.has_reference():
                         output = self._held_or("calibrating")
             if output is None:
-                output, status = self._animate(engine, crop, lms, status)
+                output, status = self._animate(engine, crop, lms, status, score)
             if status != "error" and getattr(opts, "debug", False):
                 try:
                     debug = dict(engine.debug_info())
@@ -726,7 +817,8 @@ class Session:
         t_animated = time.perf_counter()
 
         self._deliver(output, t_capture)
-        event = FrameEvent(index, t_capture, frame, crop, box, cam_lms, output, status, score, debug)
+        event = FrameEvent(index, t_capture, frame, crop, box, cam_lms, output, status, score, debug,
+                           self._avatar_crop)
         with self._lock:
             observers = list(self._frame_observers)
         for cb in observers:
@@ -741,7 +833,7 @@ class Session:
              "engine": (t_animated - t_tracked) * 1000, "output": (t_done - t_animated) * 1000},
             (t_done - t_capture) * 1000, t_done)
 
-    def _animate(self, engine, crop: np.ndarray, lms: np.ndarray | None, status: str):
+    def _animate(self, engine, crop: np.ndarray, lms: np.ndarray | None, status: str, score: float | None):
         had_reference = engine.has_reference()
         try:
             out = engine.predict(crop, lms)
@@ -750,7 +842,10 @@ class Session:
             self._report("engine", err)
             return self._held_or("engine error"), "error"
         if not had_reference:
+            # The engine took this frame as its reference.
             self._reference = (crop.copy(), None if lms is None else np.array(lms, copy=True))
+            (reason, request), self._next_reference = self._next_reference, ("first_frame", None)
+            self._announce_reference(reason, request, score)
         self._held = out
         return out, status
 

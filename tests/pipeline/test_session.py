@@ -29,10 +29,11 @@ class Collector:
     """Frame/error/stats observers that keep what they get."""
 
     def __init__(self, session: Session) -> None:
-        self.events, self.errors, self.stats = [], [], []
+        self.events, self.errors, self.stats, self.references = [], [], [], []
         session.add_frame_observer(self.events.append)
         session.add_error_observer(self.errors.append)
         session.add_stats_observer(self.stats.append)
+        session.add_reference_observer(self.references.append)
 
     def statuses(self):
         return [e.status for e in self.events]
@@ -40,9 +41,14 @@ class Collector:
     def stages(self):
         return [e.stage for e in self.errors]
 
+    def reference_for(self, request):
+        """The ReferenceEvent with a crop caused by ``request``, or None (yet)."""
+        return next((r for r in self.references if r.request == request and r.crop is not None), None)
+
 
 def make(frames, *, realtime=False, loop=False, avatar=AVATAR, sinks=(), engine_kw=None, **kw):
     wiring, engines, trackers = fakes(**(engine_kw or {}))
+    wiring.update({k: kw.pop(k) for k in list(kw) if k in wiring})  # a test may swap one fake
     source = ListSource(list(frames), realtime=realtime, loop=loop)
     session = Session(source, avatar=avatar, sinks=sinks, stats_interval=0.05, **wiring, **kw)
     return session, Collector(session), engines, trackers, source
@@ -191,15 +197,18 @@ def test_auto_calibrate_picks_best_pose_match(running):
     frames = [coded_frame(i) for i in range(40)]
     session, seen, _, _, _ = make(frames, loop=True)
     running(session)
-    assert wait_for(lambda: len(seen.events) > 45)  # past frame 10 once
-    session.auto_calibrate(n_frames=40)
-    assert wait_for(lambda: "calibrating" in seen.statuses())
-    assert wait_for(lambda: decode(session.reference()[0]) == 10)
+    assert wait_for(lambda: len(seen.events) > 45, 30)  # past frame 10 once
+    request = session.auto_calibrate(n_frames=40)
+    # The pick is announced once the 40th face frame was seen (every frame counts: not realtime).
+    assert wait_for(lambda: seen.reference_for(request) is not None, 30)
+    picked = seen.reference_for(request)
+    assert picked.reason == "auto" and picked.pose_match == 1.0 and decode(picked.crop) == 10
+    assert decode(session.reference()[0]) == 10
     statuses = seen.statuses()
     last = max(i for i, s in enumerate(statuses) if s == "calibrating")
     first = statuses.index("calibrating")
     assert last - first + 1 == 39  # the 40th face frame ends it
-    assert wait_for(lambda: len(seen.events) > last + 3)
+    assert wait_for(lambda: len(seen.events) > last + 3, 30)
     assert set(seen.statuses()[last + 1:]) == {"ok"}
     assert any(e.pose_match == 1.0 for e in seen.events)
 
@@ -347,3 +356,101 @@ def test_frozen_fake_is_an_engine():
     assert isinstance(FakeEngine(), Engine)
     assert replace(FakeEngine(), size=64).size == 64
     assert np.array_equal(FakeEngine().predict(coded_frame(1, (32, 32))), coded_frame(1, (32, 32)))
+
+
+def test_avatar_crop_is_the_aligned_avatar_at_engine_size(running):
+    session, seen, engines, _, _ = make([coded_frame(i) for i in range(50)], loop=True,
+                                        avatar=coded_frame(999, (80, 60)))
+    assert session.avatar_crop() is None  # applied on the inference thread
+    running(session)
+    assert wait_for(lambda: len(seen.events) > 3)
+    crop = session.avatar_crop()
+    assert crop.shape == (32, 32, 3) and decode(crop) == 999  # the aligner's crop, engine size
+    assert np.array_equal(crop, engines[0].state["source"])  # exactly what the engine animates
+    assert not crop.flags.writeable
+    assert seen.events[-1].avatar is crop  # the same array with every frame, no copies
+    session.set_avatar(coded_frame(500))
+    assert wait_for(lambda: seen.events[-1].avatar is not crop)
+    assert decode(seen.events[-1].avatar) == 500 and decode(session.avatar_crop()) == 500
+
+
+def test_avatar_crop_follows_the_engine_size(running):
+    built = []
+
+    def engine_factory(config, motion):
+        built.append(FakeEngine(size=48 if config.name == "landmarks" else 32))
+        return built[-1]
+
+    session, seen, _, _, _ = make([coded_frame(i) for i in range(20)], loop=True,
+                                  engine_factory=engine_factory)
+    running(session)
+    assert wait_for(lambda: len(seen.events) > 3)
+    assert session.avatar_crop().shape == (32, 32, 3)
+    session.set_engine(EngineConfig(name="landmarks"))
+    assert wait_for(lambda: seen.events[-1].avatar.shape == (48, 48, 3))
+    assert session.avatar_crop() is seen.events[-1].avatar and decode(session.avatar_crop()) == 999
+    assert np.array_equal(session.avatar_crop(), built[-1].state["source"])
+
+
+def test_no_avatar_means_no_avatar_crop(running):
+    session, seen, _, _, _ = make([coded_frame(i) for i in range(5)], avatar=None)
+    running(session)
+    assert session.wait_ended(10)
+    assert session.avatar_crop() is None and all(e.avatar is None for e in seen.events)
+
+
+def test_reference_events_say_why_and_for_whom(running):
+    session, seen, _, _, _ = make([coded_frame(i) for i in range(40)], loop=True)
+    running(session)
+    # at start the first face frame is taken, unasked
+    assert wait_for(lambda: len(seen.references) == 1)
+    first = seen.references[0]
+    assert (first.reason, first.request, first.mirror) == ("first_frame", None, False)
+    assert decode(first.crop) == 0 and first.landmarks.shape == (468, 2)
+
+    asked = session.recalibrate()
+    assert wait_for(lambda: seen.reference_for(asked) is not None)
+    cleared, taken = [r for r in seen.references if r.request == asked]
+    assert cleared.crop is None and cleared.reason == "recalibrate"
+    assert taken.reason == "recalibrate" and np.array_equal(taken.crop, session.reference()[0])
+
+    explicit = coded_frame(77, (32, 32))
+    put = session.set_reference(explicit, None)
+    assert put != asked
+    assert wait_for(lambda: seen.reference_for(put) is not None)
+    event = seen.reference_for(put)
+    assert event.reason == "set" and decode(event.crop) == 77 and event.landmarks is None
+    assert event.crop is not explicit  # the event owns its arrays
+
+    # A mirror change clears the reference; the next face frame (mirrored) is announced.
+    n = len(seen.references)
+    session.update_options(LiveOptions(mirror=True))
+    assert wait_for(lambda: len(seen.references) >= n + 2)
+    cleared, taken = seen.references[n:n + 2]
+    assert (cleared.reason, cleared.crop, cleared.mirror) == ("mirror", None, True)
+    assert taken.reason == "mirror" and taken.request is None and taken.mirror and taken.crop is not None
+    n = len(seen.references)
+    time.sleep(0.2)  # frames keep flowing; nothing else changes the reference
+    assert len(seen.references) == n
+
+
+def test_reference_observer_failure_does_not_stop_frames(running):
+    session, seen, _, _, _ = make([coded_frame(i) for i in range(30)], loop=True)
+
+    def broken(event):
+        raise RuntimeError("observer bug")
+
+    session.add_reference_observer(broken)
+    running(session)
+    assert wait_for(lambda: len(seen.references) == 1 and len(seen.events) > 5)
+    assert seen.statuses()[-1] == "ok" and not seen.errors
+
+
+def test_auto_calibrate_without_comparable_frames_is_reported(running):
+    session, seen, _, _, _ = make([coded_frame(i) for i in range(30)], loop=True,
+                                  pose_matcher=lambda a, b: 1 / 0)
+    running(session)
+    assert wait_for(lambda: len(seen.events) > 3)
+    request = session.auto_calibrate(n_frames=3)
+    assert wait_for(lambda: any("Auto-calibration found no frame" in e.message for e in seen.errors))
+    assert seen.reference_for(request) is None
