@@ -109,7 +109,7 @@ class VideoWriter:
         self._gen = imageio_ffmpeg.write_frames(
             str(self.path), self.size, fps=fps, quality=8, macro_block_size=2,
             audio_path=audio, audio_codec="aac" if audio else None,
-            output_params=["-shortest"] if audio else None, ffmpeg_log_level="error",
+            ffmpeg_log_level="fatal",
         )
         self._gen.send(None)
         self.frames = 0

@@ -120,14 +120,21 @@ def relative_transfer(kp_src: np.ndarray, kp_ref: np.ndarray, kp_drv: np.ndarray
     return kp_new, J_new
 
 
-def backward_affines(kp_src: np.ndarray, kp_new: np.ndarray, J_new: np.ndarray) -> np.ndarray:
+def backward_affines(kp_src: np.ndarray, kp_new: np.ndarray, J_new: np.ndarray,
+                     stretch: tuple[float, float] = (0.5, 2.0)) -> np.ndarray:
     """Per keypoint the backward map z -> J_new^-1 (z - kp_new) + kp_src as rows
-    [B00, B01, B10, B11, c0, c1] (z_src = B z + c). Returns Kx6."""
-    det = J_new[:, 0, 0] * J_new[:, 1, 1] - J_new[:, 0, 1] * J_new[:, 1, 0]
-    # A keypoint whose fitted Jacobian collapses or flips is treated as a pure translation.
-    bad = np.abs(det) < 0.05
-    J = J_new.copy()
-    J[bad] = np.eye(2)
+    [B00, B01, B10, B11, c0, c1] (z_src = B z + c). Returns Kx6.
+
+    J_new's singular values are clipped to ``stretch`` and a reflection is dropped, so a wild
+    fit (a scene cut, a lost face) stretches the picture at most that much and never mirrors it.
+    """
+    u, s, vt = np.linalg.svd(J_new)
+    s = np.clip(s, *stretch)
+    flip = np.linalg.det(u) * np.linalg.det(vt) < 0
+    if flip.any():
+        u = u.copy()
+        u[flip, :, 1] *= -1.0  # nearest rotation-plus-stretch: no mirror image
+    J = u @ (s[:, :, None] * vt)
     B = inv2(J)
     c = kp_src - np.einsum("kij,kj->ki", B, kp_new)
     return np.concatenate([B.reshape(-1, 4), c], axis=1)

@@ -64,6 +64,7 @@ class LandmarkParams:
     region_amp: float = 40.0  # weight of an opening's interior map
     mouth_darken: float = 0.55  # how dark a newly opened mouth interior gets
     ridge: float = 0.15  # Jacobian fit shrinkage to the identity
+    max_expression: float = 0.25  # keypoint motion beyond the head's, in face sizes, at most
     layered: bool = True  # person (segmentation) moves over a still, inpainted background plate
 
 
@@ -315,7 +316,13 @@ class LandmarkEngine:
         ix = pts.astype(np.int32)
         moved = pts + flow[ix[:, 1], ix[:, 0]]
         k = self.size / self.params.body_flow_res
-        return lm.fit_similarity((pts + 0.5) * k - 0.5, (moved + 0.5) * k - 0.5)
+        sim = lm.fit_similarity((pts + 0.5) * k - 0.5, (moved + 0.5) * k - 0.5)
+        # Implausible body motion (a scene cut, a hand in front): use the damped head instead.
+        angle = abs(float(np.degrees(np.arctan2(sim.A[1, 0], sim.A[0, 0]))))
+        shift = float(np.linalg.norm(flow[ix[:, 1], ix[:, 0]].mean(0))) * k
+        if not (0.8 < sim.scale < 1.25 and angle < 20.0 and shift < 0.25 * self.size):
+            return None
+        return sim
 
     def _animate(self, drv: np.ndarray, image: np.ndarray) -> np.ndarray:
         src, ref, p = self._src, self._ref, self.params
@@ -341,6 +348,14 @@ class LandmarkEngine:
             whole = lm.fit_similarity(src["landmarks"], target)
             head_new = whole.apply(src["centre"][None])[0]
             head_J = whole.A
+        # Expression on top of the head motion is bounded (a scene cut or a lost face must not
+        # tear the picture apart): each keypoint stays within max_expression face sizes of
+        # where the head motion alone would put it.
+        rigid = head_new + (kp_src - src["centre"]) @ head_J.T
+        excess = kp_new - rigid
+        limit = p.max_expression * src["face_size"]
+        norm = np.linalg.norm(excess, axis=1, keepdims=True)
+        kp_new = rigid + excess * np.minimum(1.0, limit / np.maximum(norm, 1e-9))
 
         kps_new = np.vstack([kp_new, head_new[None]])
         kps_src = np.vstack([kp_src, src["centre"][None]])
