@@ -127,7 +127,11 @@ class _Avatar:
 
 
 _EMPTY = object()
-_END = object()
+_END = object()  # the capture thread hands over (generation, _END) when a finite source ended
+
+
+def _is_end(item: Any) -> bool:
+    return item is _END or (isinstance(item, tuple) and len(item) == 2 and item[1] is _END)
 
 
 class LatestSlot:
@@ -146,7 +150,7 @@ class LatestSlot:
                 self._cond.wait(0.1)
             if self._closed:
                 return False
-            if self._item is not _EMPTY and self._item is not _END:
+            if self._item is not _EMPTY and not _is_end(self._item):
                 self.dropped += 1
             self._item = item
             self._cond.notify_all()
@@ -257,6 +261,9 @@ class Session:
         self._requests = itertools.count(1)
         self._commands: deque[Callable[[], None]] = deque()
         self._pending_source: list[Source | None] = []
+        # set_source() bumps the generation; frames of an older source still in flight are dropped.
+        self._generation = 0
+        self._sink_from: dict[int, int] = {}  # id(sink) -> first generation it is fed (set_source)
         self._source_changed = threading.Event()
         self._last_reported: dict[tuple, float] = {}
 
@@ -317,6 +324,7 @@ class Session:
         if close_sinks:
             with self._lock:
                 sinks, self._sinks = list(self._sinks), []
+                self._sink_from.clear()
             for sink in sinks:
                 try:
                     sink.close()
@@ -395,12 +403,20 @@ class Session:
         self._options = options
         self._post(self._apply_options)
 
-    def set_source(self, source: Source | str | int | None) -> None:
-        """Switch the driving source (the capture thread closes the old one and opens this one)."""
+    def set_source(self, source: Source | str | int | None, *, add_sinks: tuple[Sink, ...] = ()) -> None:
+        """Switch the driving source (the capture thread closes the old one and opens this one).
+
+        ``add_sinks`` are fed exactly the frames of the new source, from its first one
+        (a recording of a whole video file), never a frame of the old one still in flight.
+        """
         if isinstance(source, (str, int, Path)):
             source = open_source(source)
         with self._lock:
+            self._generation += 1
             self._pending_source.append(source)
+            for sink in add_sinks:
+                self._sinks.append(sink)
+                self._sink_from[id(sink)] = self._generation
         self._ended.clear()
         self._source_changed.set()
         self._post(self._reset_tracking)
@@ -410,6 +426,7 @@ class Session:
         self._post(lambda: self._apply_engine(config))
 
     def add_sink(self, sink: Sink) -> None:
+        """Feed ``sink`` too, from the next frame delivered (see ``set_source(add_sinks=)``)."""
         with self._lock:
             self._sinks.append(sink)
 
@@ -419,6 +436,7 @@ class Session:
             if sink in self._sinks:
                 self._sinks.remove(sink)
             self._sink_errors.pop(id(sink), None)
+            self._sink_from.pop(id(sink), None)
 
     def _subscribe(self, observers: list, callback: Callable) -> Callable[[], None]:
         with self._lock:
@@ -479,23 +497,26 @@ class Session:
                 log.exception("error observer failed")
 
     # ---------------------------------------------------------------- capture side
-    def _next_source(self, current: Source | None) -> tuple[bool, Source | None]:
+    def _next_source(self, current: Source | None, generation: int) -> tuple[bool, Source | None, int]:
         with self._lock:
             if not self._pending_source:
-                return False, current
+                return False, current, generation
             new = self._pending_source[-1]
             self._pending_source.clear()
+            generation = self._generation
         self._source = new
-        return True, new
+        return True, new, generation
 
     def _capture_loop(self) -> None:
         source = self._source
+        with self._lock:
+            generation = self._generation
         opened = ended = False
         backoff = BACKOFF_S[0]
         index = 0
         try:
             while not self._stop.is_set():
-                changed, new = self._next_source(source)
+                changed, new, generation = self._next_source(source, generation)
                 if changed:
                     if opened:
                         self._close_source(source)
@@ -521,12 +542,12 @@ class Session:
                     ended = True
                     self._close_source(source)
                     opened = False
-                    self._slot.put(_END, wait=True)
+                    self._slot.put((generation, _END), wait=True)
                     continue
                 backoff = BACKOFF_S[0]
                 frame, t_capture = got
                 realtime = bool(getattr(source, "realtime", True))
-                if not self._slot.put((index, frame, t_capture), wait=not realtime):
+                if not self._slot.put((generation, index, frame, t_capture), wait=not realtime):
                     break
                 index += 1
         finally:
@@ -547,10 +568,11 @@ class Session:
             while not self._stop.is_set():
                 self._run_commands()
                 item = self._slot.take(timeout=0.05)
-                if item is _END:
-                    self._ended.set()
-                elif item is not _EMPTY:
-                    self._process(*item)
+                if item is not _EMPTY and item[0] == self._generation:  # else: from a replaced source
+                    if item[1] is _END:
+                        self._ended.set()
+                    else:
+                        self._process(*item)
                 now = time.perf_counter()
                 if now >= next_stats:
                     next_stats = now + self.stats_interval
@@ -763,7 +785,7 @@ class Session:
                     "Auto-calibration found no frame it could compare with the avatar.",
                     "Face the camera in good light and try again, or use calibrate."))
 
-    def _process(self, index: int, frame: np.ndarray, t_capture: float) -> None:
+    def _process(self, generation: int, index: int, frame: np.ndarray, t_capture: float) -> None:
         t_start = time.perf_counter()
         opts = self._applied
         if opts.mirror:
@@ -816,7 +838,7 @@ class Session:
                     self._report("engine", err)
         t_animated = time.perf_counter()
 
-        self._deliver(output, t_capture)
+        self._deliver(output, t_capture, generation)
         event = FrameEvent(index, t_capture, frame, crop, box, cam_lms, output, status, score, debug,
                            self._avatar_crop)
         with self._lock:
@@ -849,9 +871,9 @@ class Session:
         self._held = out
         return out, status
 
-    def _deliver(self, output: np.ndarray, t_capture: float) -> None:
+    def _deliver(self, output: np.ndarray, t_capture: float, generation: int) -> None:
         with self._lock:
-            sinks = list(self._sinks)
+            sinks = [s for s in self._sinks if self._sink_from.get(id(s), 0) <= generation]
         for sink in sinks:
             try:
                 sink.send(output, t_capture)

@@ -454,3 +454,24 @@ def test_auto_calibrate_without_comparable_frames_is_reported(running):
     request = session.auto_calibrate(n_frames=3)
     assert wait_for(lambda: any("Auto-calibration found no frame" in e.message for e in seen.errors))
     assert seen.reference_for(request) is None
+
+
+
+def test_sinks_added_with_a_new_source_get_exactly_its_frames(running):
+    """``set_source(s, add_sinks=(k,))``: k gets every frame of s from its first, none of the old one."""
+    old = [coded_frame(1000 + i) for i in range(50)]
+    session, seen, _, _, _ = make(old, realtime=True, loop=True, engine_kw={"delay_s": 0.005})
+    running(session)
+    for _ in range(3):  # repeat: the switch can land anywhere in the old source's frame
+        assert wait_for(lambda: len(seen.events) > 5 and decode(seen.events[-1].camera) >= 1000)
+        got = []
+        sink = PreviewSink(lambda f, t, got=got: got.append(decode(f)), name="rec")
+        # not realtime: every frame of the new source is processed
+        session.set_source(ListSource([coded_frame(i) for i in range(30)]), add_sinks=(sink,))
+        assert session.wait_ended(10)
+        assert wait_for(lambda got=got: len(got) >= 30)
+        assert got == list(range(30))
+        session.remove_sink(sink)
+        session.set_source(ListSource(old, realtime=True, loop=True))
+        assert wait_for(lambda: decode(seen.events[-1].camera) >= 1000)
+        assert len(got) == 30
