@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import importlib.util
 import logging
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -74,7 +75,7 @@ class FommEngine:
     def __init__(self, kp_detector: KPDetector, generator: OcclusionAwareGenerator, *,
                  device: str | torch.device = "cpu", half: bool | None = None, backend: str = "auto",
                  options: MotionOptions | None = None, size: int = 256, fuse: bool = True,
-                 winograd: bool = True) -> None:
+                 winograd: bool | None = None) -> None:
         if generator.dense_motion_network is None:
             raise ConfigError("The FOMM engine needs a generator with dense_motion_params.")
         self._device = resolve_device(device) if isinstance(device, str) else torch.device(device)
@@ -85,8 +86,12 @@ class FommEngine:
         self._gen_dtype = torch.float16 if self.half else torch.float32
         kp_detector = kp_detector.eval()
         generator = generator.eval()
-        # Winograd's transforms lose too much in float16; cuDNN picks its own algorithms anyway.
-        winograd = winograd and fuse and self._device.type == "cpu" and not self.half
+        # Winograd bottleneck (fomm_winograd): by default for eager float32 on the CPU, where it
+        # pays; ONNX Runtime's direct convolutions are faster than its slices and transposes, and
+        # float16 loses too much in the transforms (cuDNN picks its own algorithms anyway).
+        if winograd is None:
+            winograd = self.backend == "torch"
+        winograd = bool(winograd) and fuse and self._device.type == "cpu" and not self.half
         if fuse:
             kp_run = fuse_for_inference(kp_detector, subpixel=True)
             gen_run = fuse_for_inference(generator, subpixel=True, winograd=winograd)
@@ -207,10 +212,24 @@ class FommEngine:
                                              adapt_movement_scale=self.options.adapt_scale)
 
     def predict(self, image: np.ndarray, landmarks: np.ndarray | None = None) -> np.ndarray:
+        return self._predict(image, None)
+
+    def predict_timed(self, image: np.ndarray) -> tuple[np.ndarray, dict[str, float]]:
+        """``predict`` plus milliseconds per stage: keypoints, dense_motion, generator (bench)."""
+        timings: dict[str, float] = {}
+        return self._predict(image, timings), timings
+
+    def _sync(self) -> None:
+        if self._device.type == "cuda":
+            torch.cuda.synchronize(self._device)
+
+    def _predict(self, image: np.ndarray, timings: dict[str, float] | None) -> np.ndarray:
         if self._source is None:
             raise EngineError("No avatar is set.", "Choose an avatar before animating.")
         src = self._source
+        clock = time.perf_counter
         with torch.inference_mode():
+            t0 = clock()
             driving = self._to_tensor(image, "driving")
             kp_value, kp_jac = self._keypoints(driving)
             if self._reference is None and self.options.relative:
@@ -219,11 +238,21 @@ class FommEngine:
             scale, offset, right = self._transform
             value = kp_value * scale + offset
             jac = matmul_2x2(kp_jac, right)
+            if timings is not None:
+                self._sync()
+                t1 = clock()
             deformation, occlusion = self._run_motion(src.small, value, jac, src)
+            if timings is not None:
+                self._sync()
+                t2 = clock()
             prediction = self._run_decode(src.features, deformation, occlusion)
+            frame = self._to_frame(prediction)
+            if timings is not None:
+                t3 = clock()
+                timings.update(keypoints=(t1 - t0) * 1e3, dense_motion=(t2 - t1) * 1e3, generator=(t3 - t2) * 1e3)
             self._last = {"driving_value": kp_value, "motion_value": value,
                           "deformation": deformation, "occlusion": occlusion}
-            return self._to_frame(prediction)
+            return frame
 
     def debug_info(self) -> dict[str, np.ndarray]:
         if self._source is None or not self._last:
