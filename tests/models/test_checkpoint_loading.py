@@ -69,7 +69,7 @@ def test_malicious_pickle_is_refused_without_running(tmp_path, as_zip):
     assert "refused" in str(info.value).lower() or "not a pytorch" in str(info.value).lower()
     if not as_zip:  # the payload is real: plain unpickling does create the file
         with path.open("rb") as fh:
-            pickle.load(fh)  # noqa: S301 - demonstrating the danger on purpose
+            pickle.load(fh)  # demonstrating the danger on purpose
         assert target.exists()
 
 
