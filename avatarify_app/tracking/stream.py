@@ -69,7 +69,15 @@ class StreamTracker:
         self._filter.min_cutoff, self._filter.beta = crop.min_cutoff, crop.beta
 
     def reset(self) -> None:
-        """Forget the face: the next frame starts from scratch (no smoothing across)."""
+        """Forget the face: the next frame starts from scratch (no smoothing across).
+
+        mediapipe's tracking-mode mesh keeps its own idea of where the face was, so a mesh
+        that has seen frames is rebuilt too (about 0.1 s; resets are rare: cuts, new sources).
+        """
+        if getattr(self, "_mesh_used", False) and self._mesh is not None:
+            self._mesh.close()
+            self._mesh = FaceMesh(static=False, min_detection_confidence=self.config.min_detection_confidence)
+        self._mesh_used = False
         self._filter.reset()
         self._last_seen: float | None = None
         self._misses = 0
@@ -98,6 +106,7 @@ class StreamTracker:
         if frame.shape != self._shape:  # a new source: nothing carries over
             self.reset()
             self._shape = frame.shape
+        self._mesh_used = True
         pts = self._track(frame)
         if pts is None:
             return None

@@ -174,3 +174,21 @@ def test_megamind_clip(media_dir):
     for r, f in zip(results, frames, strict=True):
         if r is not None:
             _check_result(r, f)
+
+
+def test_reset_forgets_mediapipes_own_tracking(astronaut):
+    """After a cut, the first crop is framed on the new face, as a fresh tracker frames it."""
+    # A big face, then (a cut) a smaller one at the same place: mediapipe's tracking mesh would
+    # keep the old region and frame the new face like the old one (side ~330 instead of ~180).
+    first = place(astronaut, (480, 640), 130, 40, scale=1.5)[0]
+    second = place(astronaut, (480, 640), 230, 140, scale=0.7)[0]
+    with StreamTracker(TrackingConfig()) as fresh:
+        expected = fresh.process(second, 0.0).box
+    with StreamTracker(TrackingConfig()) as tracker:
+        for i in range(10):
+            assert tracker.process(first, i / FPS) is not None
+        tracker.reset()
+        got = tracker.process(second, 10 / FPS).box
+    assert got.cx == pytest.approx(expected.cx, abs=4)
+    assert got.cy == pytest.approx(expected.cy, abs=4)
+    assert got.side == pytest.approx(expected.side, rel=0.03)
