@@ -2,8 +2,13 @@
 
 Built-in portraits come from ``paths.AVATARS_DIR``; the user's own live in
 ``paths.user_avatars_dir()`` as aligned 256x256 PNGs. Per avatar, the calibration
-(``Session.reference()``: driving crop + landmarks) is kept as ``<key>.npz`` and the
+(the session's reference: driving crop + landmarks) is kept as ``<key>.npz`` and the
 framing (zoom/offset) as ``<key>.json`` under ``user_data_dir()/calibrations``.
+
+A calibration belongs to one camera orientation: a mirrored reference is not the
+un-mirrored one flipped (the mesh landmarks keep their left/right meaning, the picture
+does not), so the mirrored camera has its own ``<key>-mirrored.npz``. Each file records
+its ``mirror`` flag; a file from before that flag counts as un-mirrored.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ from avatarify_app.frames import IMAGE_SUFFIXES, load_image, save_image
 log = logging.getLogger(__name__)
 
 AVATAR_SIZE = 256
+MIRRORED_SUFFIX = "-mirrored.npz"
 
 
 @dataclass(frozen=True)
@@ -93,7 +99,7 @@ def remove_avatar(avatar: Avatar) -> None:
         raise BadImageError(f"{avatar.name} ships with the app and cannot be removed.",
                             "Only portraits you added can be removed.")
     avatar.path.unlink(missing_ok=True)
-    for suffix in (".npz", ".json"):
+    for suffix in (".npz", MIRRORED_SUFFIX, ".json"):
         _memory_path(avatar.path, suffix).unlink(missing_ok=True)
 
 
@@ -104,10 +110,17 @@ def _memory_path(avatar_path: Path, suffix: str) -> Path:
     return paths.user_data_dir() / "calibrations" / f"{p.stem}-{digest}{suffix}"
 
 
-def save_calibration(avatar_path: Path, crop: np.ndarray, landmarks: np.ndarray | None) -> Path:
-    target = _memory_path(avatar_path, ".npz")
+def _calibration_path(avatar_path: Path, mirror: bool) -> Path:
+    return _memory_path(avatar_path, MIRRORED_SUFFIX if mirror else ".npz")
+
+
+def save_calibration(avatar_path: Path, crop: np.ndarray, landmarks: np.ndarray | None,
+                     mirror: bool = False) -> Path:
+    """Remember this reference for the avatar, for the camera mirrored (``mirror``) or not."""
+    target = _calibration_path(avatar_path, mirror)
     target.parent.mkdir(parents=True, exist_ok=True)
-    arrays = {"crop": np.ascontiguousarray(crop, dtype=np.uint8), "saved_at": np.array(time.time())}
+    arrays = {"crop": np.ascontiguousarray(crop, dtype=np.uint8), "saved_at": np.array(time.time()),
+              "mirror": np.array(bool(mirror))}
     if landmarks is not None:
         arrays["landmarks"] = np.asarray(landmarks, np.float32)
     tmp = target.with_suffix(".tmp.npz")
@@ -116,18 +129,20 @@ def save_calibration(avatar_path: Path, crop: np.ndarray, landmarks: np.ndarray 
     return target
 
 
-def load_calibration(avatar_path: Path) -> tuple[np.ndarray, np.ndarray | None] | None:
-    target = _memory_path(avatar_path, ".npz")
+def load_calibration(avatar_path: Path, mirror: bool = False) -> tuple[np.ndarray, np.ndarray | None] | None:
+    """The (crop, landmarks) saved for this avatar and camera orientation, or None."""
+    target = _calibration_path(avatar_path, mirror)
     if not target.is_file():
         return None
     try:
         with np.load(target, allow_pickle=False) as data:
             crop = np.ascontiguousarray(data["crop"], dtype=np.uint8)
             landmarks = np.asarray(data["landmarks"], np.float32) if "landmarks" in data else None
+            saved_mirror = bool(data["mirror"]) if "mirror" in data else False
     except (OSError, ValueError, KeyError) as err:
         log.warning("ignoring unreadable calibration %s: %s", target, err)
         return None
-    if crop.ndim != 3 or crop.shape[2] != 3:
+    if crop.ndim != 3 or crop.shape[2] != 3 or saved_mirror != bool(mirror):
         return None
     return crop, landmarks
 

@@ -2,7 +2,8 @@
 
 Frames are coalesced: the worker overwrites one latest-event slot and posts at most one
 queued notification, so a slow GUI never builds a backlog (newest frame wins, as in
-the capture thread). Stats and errors are few and are all delivered, queued.
+the capture thread). Stats, errors and reference changes are few and are all
+delivered, queued (a reference change is never lost to frame coalescing).
 """
 
 from __future__ import annotations
@@ -23,11 +24,13 @@ class SessionController(QObject):
     frame = Signal(object)  # FrameEvent, on the GUI thread
     stats = Signal(object)  # Stats
     error = Signal(object)  # ErrorEvent
+    reference = Signal(object)  # ReferenceEvent (the session's reference was set or cleared)
     session_changed = Signal(object)  # the new Session or None
 
     _frame_posted = Signal()  # worker -> GUI thread notification (queued)
     _stats_posted = Signal(object)
     _error_posted = Signal(object)
+    _reference_posted = Signal(object)
 
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -41,6 +44,7 @@ class SessionController(QObject):
         self._frame_posted.connect(self._deliver_frame, Qt.ConnectionType.QueuedConnection)
         self._stats_posted.connect(self.stats, Qt.ConnectionType.QueuedConnection)
         self._error_posted.connect(self.error, Qt.ConnectionType.QueuedConnection)
+        self._reference_posted.connect(self._deliver_reference, Qt.ConnectionType.QueuedConnection)
 
     @property
     def session(self) -> Any:
@@ -55,6 +59,7 @@ class SessionController(QObject):
             session.add_frame_observer(self._on_frame),
             session.add_stats_observer(self._on_stats),
             session.add_error_observer(self._on_error),
+            session.add_reference_observer(lambda event: self._reference_posted.emit((session, event))),
         ]
         self.session_changed.emit(session)
 
@@ -90,6 +95,12 @@ class SessionController(QObject):
         self._error_posted.emit(event)
 
     # -- GUI thread -------------------------------------------------------------------
+    @Slot(object)
+    def _deliver_reference(self, posted: Any) -> None:
+        session, event = posted
+        if session is self._session:  # not from a session replaced meanwhile
+            self.reference.emit(event)
+
     @Slot()
     def _deliver_frame(self) -> None:
         with self._lock:

@@ -1,6 +1,8 @@
 """The FOMM paper's overview picture, live: source and driving keypoints, occlusion, motion.
 
-``FrameEvent.debug`` (``Engine.debug_info()``) is drawn by what each array looks like,
+The source panel shows ``FrameEvent.avatar``, the aligned crop the engine animates, so
+the engine's source keypoints (crop pixels) land on the face. ``FrameEvent.debug``
+(``Engine.debug_info()``) is drawn by what each array looks like,
 so engines can report what they have: (K, 2) keypoints (named ``*source*`` or
 ``*driving*``), HxW maps in [0, 1] (occlusion), HxWx2 pixel offsets (motion field) and
 HxWx3 images; KxHxW soft masks (the landmark engine's regions) are drawn as a colour
@@ -108,16 +110,16 @@ class DebugView(QWidget):
         layout = QVBoxLayout(self)
         layout.addLayout(grid, 1)
         layout.addWidget(self.note)
-        self._avatar: np.ndarray | None = None
+        self._avatar: np.ndarray | None = None  # the avatar crop on the source panel
         self.occlusion.set_message("no occlusion map from this engine")
         self.motion.set_message("no motion field from this engine")
 
-    def set_avatar(self, image: np.ndarray | None) -> None:
-        self._avatar = image
-        self.source.set_frame(image)
-
     def show_event(self, event) -> None:
         """Update every panel from one FrameEvent (GUI thread)."""
+        avatar = getattr(event, "avatar", None)
+        if avatar is not self._avatar:  # a new avatar (or engine size): repaint the source panel
+            self._avatar = avatar
+            self.source.set_frame(avatar)
         groups = sort_debug(getattr(event, "debug", None) or {})
         self.driving.set_frame(event.crop)
         self.driving.set_point_sets([(kp, DRIVING_COLOR) for _, kp in groups["driving_kp"]])

@@ -45,8 +45,8 @@ from avatarify_app.config import (
     TrackingConfig,
     VirtualCameraConfig,
 )
-from avatarify_app.errors import AvatarifyError, BadImageError, CheckpointError
-from avatarify_app.frames import IMAGE_SUFFIXES, load_image
+from avatarify_app.errors import AvatarifyError, CheckpointError
+from avatarify_app.frames import IMAGE_SUFFIXES
 from avatarify_app.gui import avatars as store
 from avatarify_app.gui.controller import SessionController
 from avatarify_app.gui.debug_view import DebugView
@@ -128,15 +128,16 @@ class MainWindow(QMainWindow):
         self._avatar_arg = avatar
         self._source_spec: str | None = None
         self._avatar_path: Path | None = None
-        self._avatar_image: np.ndarray | None = None
+        self._overlay_avatar: np.ndarray | None = None  # the session's avatar crop now on the overlay
         self._vcam_sink: Any = None
         self._recorder: Any = None
         self._recorder_path: Path | None = None
+        self._recording_file = False  # recording one whole pass of a video file (lossless)
         self._last_event: Any = None
         self._last_stats: Any = None
         self._countdown_left = 0
         self.countdown_step_ms = 1000
-        self._save_reference_after: int | None = None
+        self._calibration_request: int | None = None  # the session request whose reference we save
         self._cuda = False
         self._closing = False
         self._meter_color = ""
@@ -160,6 +161,7 @@ class MainWindow(QMainWindow):
         self.controller.frame.connect(self._on_frame)
         self.controller.stats.connect(self._on_stats)
         self.controller.error.connect(self._on_error)
+        self.controller.reference.connect(self._on_reference)
 
         self._countdown_timer = QTimer(self)
         self._countdown_timer.timeout.connect(self._countdown_tick)
@@ -568,6 +570,8 @@ class MainWindow(QMainWindow):
             if user_chose:
                 self.show_error("Cannot open the camera or file", str(err))
             return False
+        if self._recorder is not None:
+            self.stop_recording()  # a recording belongs to one source
         self._source_spec = spec
         self._add_source_item(spec)
         self._select_source_item(spec)
@@ -604,13 +608,8 @@ class MainWindow(QMainWindow):
         path = Path(path)
         self._avatar_path = path
         self.settings.set("avatar/path", str(path))
-        try:
-            self._avatar_image = load_image(path)
-        except BadImageError as err:
-            self._avatar_image = None
-            self.show_error("Cannot use this portrait", str(err))
-        self.camera_view.set_overlay(self._avatar_image)
-        self.debug_view.set_avatar(self._avatar_image)
+        # The overlay and the debug view show the session's aligned crop of the portrait
+        # (FrameEvent.avatar), which arrives with the frames once the session framed it.
         framing = store.load_framing(path)
         self._set_framing(*(framing or (1.0, 0.0, 0.0)), save=False)
         if self.session is not None:
@@ -621,13 +620,31 @@ class MainWindow(QMainWindow):
         session = self.session
         session.set_avatar(str(path))
         session.update_options(self._current_options())
-        calibration = store.load_calibration(path)
+        self._restore_calibration(path)
+
+    def _restore_calibration(self, path: Path) -> bool:
+        """Give the session the reference saved for ``path`` and the current mirror setting.
+
+        Call it after ``update_options``: the session runs commands in order, so a mirror
+        change (which clears the reference) is applied before the restored one.
+        """
+        self._calibration_request = None
+        mirror = self._options.mirror
+        calibration = store.load_calibration(path, mirror=mirror)
         if calibration is not None:
-            session.set_reference(*calibration)
-            self.calibration_label.setText("Calibration restored for this portrait")
+            self.session.set_reference(*calibration)
+            self.calibration_label.setText("Calibration restored for this portrait"
+                                           + (" (mirrored camera)" if mirror else ""))
+        elif mirror and store.load_calibration(path, mirror=False) is not None:
+            self.calibration_label.setText("Calibrated with the camera not mirrored: "
+                                           "press Calibrate (X) for the mirrored camera")
+        elif not mirror and store.load_calibration(path, mirror=True) is not None:
+            self.calibration_label.setText("Calibrated with the camera mirrored: "
+                                           "press Calibrate (X) for the camera as is")
         else:
             self.calibration_label.setText("Not calibrated for this portrait yet: press Calibrate (X)")
-        self._save_reference_after = None
+        self._update_guide()
+        return calibration is not None
 
     def choose_avatar_files(self) -> None:
         patterns = " ".join(f"*{s}" for s in IMAGE_SUFFIXES)
@@ -716,34 +733,28 @@ class MainWindow(QMainWindow):
         """The next frame with a face becomes the reference (saved for this avatar)."""
         if self.session is None:
             return
-        self.session.recalibrate()
-        self._expect_reference()
+        self._calibration_request = self.session.recalibrate()
         self.calibration_label.setText("Calibrating: hold still...")
 
     def auto_calibrate(self) -> None:
         if self.session is None:
             self.show_error("Nothing to calibrate", "Open a camera or a video file first.")
             return
-        self.session.auto_calibrate()
-        self._expect_reference()
+        self._calibration_request = self.session.auto_calibrate()
         self.calibration_label.setText("Auto-calibrating: looking for your best match...")
 
-    def _expect_reference(self) -> None:
-        index = getattr(self._last_event, "index", -1)
-        self._save_reference_after = index + 1
-
-    def _maybe_save_reference(self, event: Any) -> None:
-        if self._save_reference_after is None or event.status != "ok":
+    def _on_reference(self, event: Any) -> None:
+        """The session's reference changed: save it when it answers our calibrate request."""
+        request = self._calibration_request
+        if request is None or event.request != request or event.crop is None:
             return
-        if event.index <= self._save_reference_after:
+        self._calibration_request = None
+        if self._avatar_path is None:
             return
-        ref = self.session.reference() if self.session is not None else None
-        if ref is None or self._avatar_path is None:
-            return
-        self._save_reference_after = None
-        crop, landmarks = ref
-        store.save_calibration(self._avatar_path, crop, landmarks)
-        self.calibration_label.setText("Calibrated (saved for this portrait)")
+        store.save_calibration(self._avatar_path, event.crop, event.landmarks, mirror=event.mirror)
+        match = f" (pose match {round(100 * event.pose_match)}%)" if event.pose_match is not None else ""
+        self.calibration_label.setText(f"Calibrated{match}: saved for this portrait"
+                                       + (" (mirrored camera)" if event.mirror else ""))
         self.statusBar().showMessage("Calibrated", 3000)
         self._update_guide()
 
@@ -757,6 +768,7 @@ class MainWindow(QMainWindow):
             self.session.update_options(self._current_options())
 
     def _on_options_toggled(self, _on: bool = False) -> None:
+        mirror_before = self._options.mirror
         self._options = dataclasses.replace(
             self._options,
             mirror=self.mirror_check.isChecked(),
@@ -770,6 +782,10 @@ class MainWindow(QMainWindow):
         s.set("live/relative", self._options.motion.relative)
         s.set("live/adapt_scale", self._options.motion.adapt_scale)
         self._push_options()
+        if self._options.mirror != mirror_before and self.session is not None and self._avatar_path is not None:
+            # The session dropped its reference (the picture flipped): bring back the one saved
+            # for this orientation, or say that this orientation needs its own calibration.
+            self._restore_calibration(self._avatar_path)
 
     def _framing(self) -> tuple[float, float, float]:
         return (self.zoom_slider.value() / 100, self.offset_x_slider.value() / 100,
@@ -955,21 +971,46 @@ class MainWindow(QMainWindow):
         if path:
             self.start_recording(path)
 
+    def _is_video_file(self, spec: str | None) -> bool:
+        return (spec is not None and self._is_file_spec(spec)
+                and Path(spec).suffix.lower() not in IMAGE_SUFFIXES)
+
     def start_recording(self, path: str | Path) -> bool:
-        """Record what the sinks get, in step with the capture clock (plays at real speed)."""
-        if self.session is None:
+        """Record what the sinks get.
+
+        A camera (real time): in step with the capture clock (``sync=True``: frames the engine
+        could not keep up with are repeated), so the file plays at real speed. A video file:
+        one whole pass of it, every frame processed and written once at the file's own frame
+        rate; the file is read from its start without pacing while recording, and the
+        recording stops by itself at its end.
+        """
+        session = self.session
+        if session is None or self._source_spec is None:
             self.show_error("Nothing to record", "Open a camera or a video file first.")
             return False
-        fps = getattr(self._last_stats, "fps", 0.0) or 25.0
+        whole_file = self._is_video_file(self._source_spec)
         try:
-            sink = pipeline.RecorderSink(str(path), fps=max(5.0, round(fps)), sync=True)
-            self.session.add_sink(sink)
+            if whole_file:
+                source = pipeline.open_source(self._source_spec, loop=False, paced=False)
+                source.open()  # to learn its frame rate; the session opens it again
+                fps = source.fps or 25.0
+                source.close()
+                sink = pipeline.RecorderSink(str(path), fps=fps, sync=False)
+            else:
+                fps = (getattr(session.source, "fps", None) or getattr(self._last_stats, "fps", 0.0)
+                       or 25.0)
+                sink = pipeline.RecorderSink(str(path), fps=max(5.0, round(fps)), sync=True)
         except AvatarifyError as err:
             self.show_error("Cannot record", str(err))
             return False
-        self._recorder, self._recorder_path = sink, Path(path)
+        if whole_file:
+            session.set_source(source, add_sinks=(sink,))  # exactly this pass's frames
+        else:
+            session.add_sink(sink)
+        self._recorder, self._recorder_path, self._recording_file = sink, Path(path), whole_file
         self.record_button.setText("Stop recording")
-        self.statusBar().showMessage(f"Recording to {path}")
+        self.statusBar().showMessage(f"Recording {Path(self._source_spec).name} from its start to {path}"
+                                     if whole_file else f"Recording to {path}")
         return True
 
     def stop_recording(self, wait: bool = False) -> None:
@@ -977,8 +1018,12 @@ class MainWindow(QMainWindow):
         sink, self._recorder = self._recorder, None
         if sink is None:
             return
+        whole_file, self._recording_file = self._recording_file, False
         if self.session is not None:
             self.session.remove_sink(sink)
+            if whole_file and not self._closing and self._source_spec is not None:
+                # back to playing the file like a camera
+                self.session.set_source(pipeline.open_source(self._source_spec, loop=self._loop_video))
         self.record_button.setText("Record to file...")
         path = self._recorder_path
         if wait:
@@ -992,7 +1037,7 @@ class MainWindow(QMainWindow):
 
         def done(_result: Any) -> None:
             self._busy(-1)
-            self.statusBar().showMessage(f"Saved {path}", 6000)
+            self.statusBar().showMessage(f"Saved {path} ({sink.frames_written} frames)", 6000)
 
         def failed(err: BaseException) -> None:
             self._busy(-1)
@@ -1026,7 +1071,6 @@ class MainWindow(QMainWindow):
                 self.pose_meter.setStyleSheet(f"QProgressBar::chunk {{ background: {color}; }}")
         if self.debug_dock.isVisible():
             self.debug_view.show_event(event)
-        self._maybe_save_reference(event)
 
     def _repaint_last(self) -> None:
         if self._last_event is not None:
@@ -1040,7 +1084,9 @@ class MainWindow(QMainWindow):
         box = event.box
         if self.full_frame_check.isChecked() or event.crop is None:
             view.set_frame(event.camera)
-            view.set_overlay(None)
+            if self._overlay_avatar is not None:
+                self._overlay_avatar = None
+                view.set_overlay(None)
             if box is not None:
                 half = box.side / 2
                 view.set_box((box.cx - half, box.cy - half, box.cx + half, box.cy + half))
@@ -1049,8 +1095,10 @@ class MainWindow(QMainWindow):
             view.set_points(event.landmarks if show_landmarks else None)
             return
         view.set_frame(event.crop)
-        if self._avatar_image is not None and view.overlay_opacity() > 0 and not view.has_overlay():
-            view.set_overlay(self._avatar_image)
+        avatar = getattr(event, "avatar", None)
+        if avatar is not self._overlay_avatar:  # the aligned avatar crop: lines up with the driving crop
+            self._overlay_avatar = avatar
+            view.set_overlay(avatar)
         points = None
         if event.landmarks is not None and box is not None:
             points = box.to_crop(np.asarray(event.landmarks, np.float32), event.crop.shape[0])
@@ -1064,6 +1112,8 @@ class MainWindow(QMainWindow):
 
     def _on_stats(self, stats: Any) -> None:
         self._last_stats = stats
+        if self._recording_file and self.session is not None and self.session.ended:
+            self.stop_recording()  # the whole video file is in the recording
         self.fps_label.setText(f"{stats.fps:.1f} fps")
         self.latency_label.setText(f"latency {stats.latency_ms_p50:.0f} ms (p95 {stats.latency_ms_p95:.0f})")
         self.dropped_label.setText(f"dropped {stats.dropped}")
@@ -1154,7 +1204,7 @@ class MainWindow(QMainWindow):
     def _update_guide(self) -> None:
         has_avatar = self._avatar_path is not None
         has_source = self._source_spec is not None
-        calibrated = has_avatar and store.load_calibration(self._avatar_path) is not None
+        calibrated = has_avatar and store.load_calibration(self._avatar_path, self._options.mirror) is not None
         vcam = self._vcam_sink is not None
 
         def step(n: int, text: str, done: bool, current: bool) -> str:

@@ -329,3 +329,167 @@ def _fake_import(src):
     target = paths.user_avatars_dir() / f"{Path(src).stem}.png"
     save_image(target, resize(load_image(src), (256, 256)))
     return target
+
+
+@pytest.fixture
+def odd_portrait():
+    """A 400x300 portrait: the session's aligned crop of it (256x256) differs from the file."""
+    from avatarify_app.frames import save_image
+
+    img = np.zeros((300, 400, 3), np.uint8)
+    img[:] = (40, 90, 160)
+    img[80:260, 140:260] = (230, 200, 170)
+    path = paths.user_avatars_dir() / "odd.png"
+    save_image(path, img)
+    return path
+
+
+def test_overlay_and_debug_source_show_the_aligned_avatar_crop(qtbot, make_window, odd_portrait):
+    window = make_window(avatar=str(odd_portrait))
+    window.debug_action.trigger()
+    qtbot.waitUntil(lambda: window._last_event is not None and window._last_event.avatar is not None
+                    and window._last_event.crop is not None, timeout=TIMEOUT)
+    qtbot.waitUntil(lambda: window._overlay_avatar is window._last_event.avatar, timeout=TIMEOUT)
+    event = window._last_event
+    assert event.avatar is window.session.avatar_crop()
+    assert np.array_equal(event.avatar, window.fakes.engine.sources[-1])  # what the engine animates
+    overlay = window.camera_view._overlay
+    assert (overlay.width(), overlay.height()) == (256, 256)  # not the 400x300 file
+    qtbot.waitUntil(lambda: window.debug_view._avatar is not None, timeout=TIMEOUT)
+    source = window.debug_view.source._image
+    assert (source.width(), source.height()) == (256, 256)
+
+    # another portrait: the overlay follows the session's new crop
+    old = event.avatar
+    window.gallery.select_index(0 if window.gallery.current_path() != window.gallery.paths()[0] else 1)
+    qtbot.waitUntil(lambda: window._overlay_avatar is not None and window._overlay_avatar is not old,
+                    timeout=TIMEOUT)
+    # the full camera frame has no overlay; back to the crop, it returns
+    window.full_frame_check.setChecked(True)
+    wait_frames(qtbot, window, 2)
+    assert not window.camera_view.has_overlay()
+    window.full_frame_check.setChecked(False)
+    qtbot.waitUntil(lambda: window.camera_view.has_overlay(), timeout=TIMEOUT)
+
+
+def test_reference_changes_reach_the_gui_one_for_one(qtbot, make_window, user_avatars):
+    """Frames are coalesced; reference changes are not (the calibration save depends on them)."""
+    from gui_fakes import Fakes
+
+    window = make_window(avatar=str(user_avatars[0]), fakes=Fakes(engine_work_s=0.01))
+    wait_frames(qtbot, window)
+    from_session, in_gui = [], []
+    window.session.add_reference_observer(from_session.append)
+    window.controller.reference.connect(in_gui.append)
+    for _ in range(3):
+        window.calibrate_now()
+        window.session.recalibrate()  # overrides ours before a face frame came: nothing to save
+        time.sleep(0.3)  # the GUI thread is busy: frames pile up in the controller's one slot
+        wait_frames(qtbot, window, 2)
+    # per round: ours cleared, the other cleared, the next face frame taken for the other
+    qtbot.waitUntil(lambda: len(from_session) >= 9 and len(in_gui) == len(from_session), timeout=TIMEOUT)
+    assert [(e.reason, e.request) for e in in_gui] == [(e.reason, e.request) for e in from_session]
+    assert window.controller.frames_delivered < window.controller.frames_received  # frames were coalesced
+    assert store.load_calibration(user_avatars[0]) is None
+
+
+def test_calibration_is_saved_only_for_our_own_request(qtbot, make_window, user_avatars):
+    window = make_window(avatar=str(user_avatars[0]))
+    wait_frames(qtbot, window, 10)
+    assert window.session.reference() is not None  # the first face frame, taken unasked
+    assert store.load_calibration(user_avatars[0]) is None  # ... and not saved
+    window.session.recalibrate()  # a request that is not the GUI's
+    wait_frames(qtbot, window, 5)
+    assert store.load_calibration(user_avatars[0]) is None
+    window.auto_calibrate()
+    qtbot.waitUntil(lambda: store.load_calibration(user_avatars[0]) is not None, timeout=TIMEOUT)
+    crop, _ = store.load_calibration(user_avatars[0])
+    assert np.array_equal(crop, window.session.reference()[0])
+    assert "pose match" in window.calibration_label.text()
+
+
+def test_mirror_toggle_restores_the_calibration_of_that_orientation(qtbot, make_window, user_avatars):
+    window = make_window(avatar=str(user_avatars[0]))
+    wait_frames(qtbot, window)
+    engine = window.fakes.engine
+    window.calibrate_now()
+    qtbot.waitUntil(lambda: store.load_calibration(user_avatars[0], mirror=False) is not None, timeout=TIMEOUT)
+    plain, _ = store.load_calibration(user_avatars[0], mirror=False)
+
+    press(qtbot, window, Qt.Key.Key_R)  # mirrored: the un-mirrored calibration does not apply
+    assert window.session.options.mirror
+    assert "press Calibrate" in window.calibration_label.text()
+    assert "3. Copy its pose" in window.guide.text() and "&#10003; Copy its pose" not in window.guide.text()
+    qtbot.waitUntil(lambda: window._last_event.camera[0, 0].mean() < 100, timeout=TIMEOUT)  # flipped
+    wait_frames(qtbot, window, 3)
+    assert not np.array_equal(engine.references[-1], plain)
+    assert store.load_calibration(user_avatars[0], mirror=True) is None
+
+    window.calibrate_now()  # calibrating now saves the mirrored one
+    qtbot.waitUntil(lambda: store.load_calibration(user_avatars[0], mirror=True) is not None, timeout=TIMEOUT)
+    mirrored, _ = store.load_calibration(user_avatars[0], mirror=True)
+    assert "mirrored" in window.calibration_label.text()
+
+    n = len(engine.references)
+    press(qtbot, window, Qt.Key.Key_R)  # back: the un-mirrored one is restored, not re-taken
+    qtbot.waitUntil(lambda: len(engine.references) >= n + 2, timeout=TIMEOUT)
+    assert engine.references[n] is None and np.array_equal(engine.references[n + 1], plain)
+    assert "restored" in window.calibration_label.text()
+    wait_frames(qtbot, window, 3)
+    assert np.array_equal(engine.references[-1], plain)
+
+    n = len(engine.references)
+    press(qtbot, window, Qt.Key.Key_R)  # and mirrored again: its own one
+    qtbot.waitUntil(lambda: len(engine.references) >= n + 2, timeout=TIMEOUT)
+    assert np.array_equal(engine.references[n + 1], mirrored)
+
+
+def test_recording_a_video_file_keeps_every_frame(qtbot, make_window, tmp_path, clip, monkeypatch):
+    import cv2
+
+    from avatarify_app import pipeline
+
+    window = make_window()
+    wait_frames(qtbot, window)
+    opened = []
+    real_open = pipeline.open_source
+    monkeypatch.setattr(pipeline, "open_source", lambda *a, **k: opened.append(real_open(*a, **k)) or opened[-1])
+    target = tmp_path / "whole.mp4"
+    assert window.start_recording(target)
+    recorder = window._recorder
+    assert recorder.sync is False and recorder.fps == 25.0  # the clip's own rate, one frame per frame
+    assert not opened[0].realtime and not opened[0].loop  # one unpaced pass: nothing dropped
+    # the recording stops by itself at the end of the clip
+    qtbot.waitUntil(lambda: window._recorder is None, timeout=TIMEOUT)
+    qtbot.waitUntil(lambda: window.tasks.pending == 0, timeout=TIMEOUT)
+    assert window.errors_shown == []
+    assert recorder.frames_written == 60
+    cap = cv2.VideoCapture(str(target))
+    count = 0
+    while cap.read()[0]:
+        count += 1
+    cap.release()
+    assert count == 60
+    assert opened[-1].realtime and opened[-1].loop  # live again, paced and looping
+    qtbot.waitUntil(lambda: window.session.source is opened[-1], timeout=TIMEOUT)
+    wait_frames(qtbot, window, 3)
+
+
+def test_recording_a_camera_keeps_real_time(qtbot, make_window, tmp_path):
+    from avatarify_app.frames import save_image
+
+    still = tmp_path / "still.png"  # a still image stands in for a camera: a real-time source
+    frame = np.full((120, 160, 3), 90, np.uint8)
+    frame[:, :80] = 200
+    save_image(still, frame)
+    window = make_window(camera=str(still))
+    wait_frames(qtbot, window)
+    target = tmp_path / "cam.mp4"
+    assert window.start_recording(target)
+    recorder = window._recorder
+    assert recorder.sync is True  # in step with the capture clock: plays at real speed
+    assert window.session.source.realtime
+    wait_frames(qtbot, window, 10)
+    window.stop_recording()
+    qtbot.waitUntil(lambda: window.tasks.pending == 0, timeout=TIMEOUT)
+    assert recorder.frames_written > 0 and window.errors_shown == []
