@@ -33,7 +33,8 @@ def main() -> int:
     p.add_argument("--frames", type=int, default=10)
     p.add_argument("--warmup", type=int, default=2)
     p.add_argument("--variants", default="eager,torch,onnx",
-                   help="comma list of eager, torch, torch-nowinograd, onnx, onnx-nowinograd")
+                   help="comma list of eager, torch, onnx; a suffix -winograd / -nowinograd forces "
+                        "the Winograd bottleneck on or off (default: the engine's choice)")
     p.add_argument("--floor-ms", type=float, default=560.0, help="the issue's compute floor at 256 px")
     args = p.parse_args()
 
@@ -66,7 +67,8 @@ def main() -> int:
         backend, _, flag = name.partition("-")
         t0 = time.perf_counter()
         engine = FommEngine(kp_detector, generator, device="cpu", backend=backend,
-                            winograd=(flag != "nowinograd"), options=MotionOptions(True, True))
+                            winograd={"winograd": True, "nowinograd": False}.get(flag),
+                            options=MotionOptions(True, True))
         engine.set_source(source)
         engine.set_reference(reference)
         print(f"{name}: engine ready in {time.perf_counter() - t0:.1f} s ({engine.device})", flush=True)

@@ -86,12 +86,10 @@ class FommEngine:
         self._gen_dtype = torch.float16 if self.half else torch.float32
         kp_detector = kp_detector.eval()
         generator = generator.eval()
-        # Winograd bottleneck (fomm_winograd): by default for eager float32 on the CPU, where it
-        # pays; ONNX Runtime's direct convolutions are faster than its slices and transposes, and
-        # float16 loses too much in the transforms (cuDNN picks its own algorithms anyway).
-        if winograd is None:
-            winograd = self.backend == "torch"
-        winograd = bool(winograd) and fuse and self._device.type == "cpu" and not self.half
+        # Winograd bottleneck (fomm_winograd): float32 on the CPU only (float16 loses too much in
+        # the transforms, and cuDNN picks its own algorithms anyway).
+        winograd = (True if winograd is None else bool(winograd)) and fuse
+        winograd = winograd and self._device.type == "cpu" and not self.half
         if fuse:
             kp_run = fuse_for_inference(kp_detector, subpixel=True)
             gen_run = fuse_for_inference(generator, subpixel=True, winograd=winograd)
