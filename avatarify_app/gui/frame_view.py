@@ -15,6 +15,7 @@ from PySide6.QtWidgets import QSizePolicy, QWidget
 from avatarify_app.gui.images import frame_to_qimage
 
 BACKGROUND = QColor(24, 24, 28)
+LABEL_BACKDROP = QColor(0, 0, 0, 150)
 
 
 class FrameView(QWidget):
@@ -140,15 +141,20 @@ class FrameView(QWidget):
         self._paint_text(p)
         p.end()
 
+    def _corner_text(self, p: QPainter, text: str, color: QColor, align: Qt.AlignmentFlag) -> None:
+        """A label in a corner, on a dark backdrop so it reads over bright pictures too."""
+        area = self.rect().adjusted(8, 6, -8, -6)
+        flags = Qt.AlignmentFlag.AlignTop | align
+        bounds = p.fontMetrics().boundingRect(area, int(flags), text).adjusted(-4, -1, 4, 1)
+        p.fillRect(bounds, LABEL_BACKDROP)
+        p.setPen(color)
+        p.drawText(area, flags, text)
+
     def _paint_text(self, p: QPainter) -> None:
         if self._title:
-            p.setPen(QColor(200, 200, 210))
-            p.drawText(self.rect().adjusted(8, 6, -8, -6),
-                       Qt.AlignmentFlag.AlignTop | Qt.AlignmentFlag.AlignRight, self._title)
+            self._corner_text(p, self._title, QColor(210, 210, 220), Qt.AlignmentFlag.AlignRight)
         if self._badge:
-            p.setPen(QColor(255, 200, 80))
-            p.drawText(self.rect().adjusted(8, 6, -8, -6),
-                       Qt.AlignmentFlag.AlignTop | Qt.AlignmentFlag.AlignLeft, self._badge)
+            self._corner_text(p, self._badge, QColor(255, 200, 80), Qt.AlignmentFlag.AlignLeft)
         if self._message:
             box = self.rect().adjusted(20, 20, -20, -20)
             if self._image is not None:

@@ -493,3 +493,13 @@ def test_recording_a_camera_keeps_real_time(qtbot, make_window, tmp_path):
     window.stop_recording()
     qtbot.waitUntil(lambda: window.tasks.pending == 0, timeout=TIMEOUT)
     assert recorder.frames_written > 0 and window.errors_shown == []
+
+
+def test_a_video_file_as_the_camera_loops(qtbot, make_window, clip):
+    window = make_window()  # the clip has 60 frames (2.4 s at 25 fps)
+    wait_frames(qtbot, window, 3)
+    source = window.session.source
+    assert source.loop and source.realtime  # played like a camera, over and over
+    qtbot.waitUntil(lambda: window._last_event.index > 70, timeout=TIMEOUT)  # past the 60th frame
+    wait_frames(qtbot, window, 3)  # frames still flow after the wrap
+    assert window.errors_shown == []
