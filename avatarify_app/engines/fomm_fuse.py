@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from avatarify_app.engines.fomm_winograd import WinogradConv2d
+from avatarify_app.engines.fomm_winograd import WinogradResBlocks
 from avatarify_app.models.blocks import DownBlock2d, ResBlock2d, SameBlock2d, UpBlock2d
 
 # For output phase a (0: even rows, 1: odd rows), which of the 3 kernel rows land on low-res
@@ -80,7 +80,7 @@ class SubPixelUpBlock(nn.Module):
 
 def fuse_for_inference(module: nn.Module, subpixel: bool = True, winograd: bool = False) -> nn.Module:
     """A deep copy of ``module`` (eval mode) with BN folded and, optionally, sub-pixel up blocks
-    and Winograd convolutions in the residual bottleneck (``fomm_winograd``)."""
+    and every chain of residual blocks (the generator's bottleneck) run by ``WinogradResBlocks``."""
     module = copy.deepcopy(module).eval()
     for name, child in list(module.named_modules()):
         if isinstance(child, (DownBlock2d, SameBlock2d, UpBlock2d)) and isinstance(child.norm, nn.BatchNorm2d):
@@ -89,11 +89,18 @@ def fuse_for_inference(module: nn.Module, subpixel: bool = True, winograd: bool 
         elif isinstance(child, ResBlock2d) and isinstance(child.norm2, nn.BatchNorm2d):
             child.conv1 = fold_batchnorm(child.conv1, child.norm2)
             child.norm2 = nn.Identity()
-            if winograd:
-                child.conv1 = WinogradConv2d(child.conv1)
-                child.conv2 = WinogradConv2d(child.conv2)
         if subpixel and isinstance(child, UpBlock2d):
+            if not name:
+                return SubPixelUpBlock(child)
             parent_name, _, attr = name.rpartition(".")
             parent = module.get_submodule(parent_name) if parent_name else module
             setattr(parent, attr, SubPixelUpBlock(child))
+    if winograd:
+        for name, child in list(module.named_modules()):
+            if isinstance(child, nn.Sequential) and len(child) and all(isinstance(b, ResBlock2d) for b in child):
+                if not name:
+                    return WinogradResBlocks(list(child))
+                parent_name, _, attr = name.rpartition(".")
+                parent = module.get_submodule(parent_name) if parent_name else module
+                setattr(parent, attr, WinogradResBlocks(list(child)))
     return module

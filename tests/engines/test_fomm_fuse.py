@@ -6,9 +6,9 @@ import pytest
 import torch
 
 from avatarify_app.engines.fomm_fuse import SubPixelUpBlock, fold_batchnorm, fuse_for_inference
-from avatarify_app.engines.fomm_winograd import WinogradConv2d
+from avatarify_app.engines.fomm_winograd import TiledWinogradConv, from_blocks, to_blocks
 from avatarify_app.models import build_models, load_model_params
-from avatarify_app.models.blocks import UpBlock2d
+from avatarify_app.models.blocks import ResBlock2d, UpBlock2d
 
 
 def _bn(n, seed):
@@ -39,16 +39,31 @@ def test_subpixel_up_block(shape):
         assert torch.allclose(SubPixelUpBlock(block)(x), block(x), atol=1e-5)
 
 
-@pytest.mark.parametrize("shape", [(1, 8, 16, 16), (2, 8, 8, 12), (1, 8, 10, 10)])
-def test_winograd_conv(shape):
+@pytest.mark.parametrize("shape", [(1, 8, 16, 16), (2, 8, 8, 12)])
+def test_tiled_winograd_conv(shape):
     torch.manual_seed(0)
     conv = torch.nn.Conv2d(8, 6, 3, padding=1).eval()
     x = torch.randn(*shape)
+    assert torch.equal(from_blocks(to_blocks(x)), x)
     with torch.no_grad():
         ref = conv(x)
-        assert torch.allclose(WinogradConv2d(conv)(x), ref, atol=1e-4 * float(ref.abs().max()))
+        out = from_blocks(TiledWinogradConv(conv)(to_blocks(x)))
+    assert torch.allclose(out, ref, atol=1e-4 * float(ref.abs().max()))
     with pytest.raises(ValueError):
-        WinogradConv2d(torch.nn.Conv2d(8, 6, 3, padding=1, stride=2))
+        TiledWinogradConv(torch.nn.Conv2d(8, 6, 3, padding=1, stride=2))
+
+
+@pytest.mark.parametrize("side", [16, 10])
+def test_winograd_res_blocks(side):
+    torch.manual_seed(1)
+    blocks = torch.nn.Sequential(*(ResBlock2d(8) for _ in range(3))).eval()
+    for i, bn in enumerate(m for m in blocks.modules() if isinstance(m, torch.nn.BatchNorm2d)):
+        bn.load_state_dict(_bn(8, i).state_dict())
+    fused = fuse_for_inference(blocks, winograd=True)  # side 10: falls back to direct convs
+    x = torch.randn(2, 8, side, side)
+    with torch.no_grad():
+        ref = blocks(x)
+        assert torch.allclose(fused(x), ref, atol=1e-4 * float(ref.abs().max()))
 
 
 def test_fused_models_match(tiny_models):
@@ -56,7 +71,8 @@ def test_fused_models_match(tiny_models):
     fk = fuse_for_inference(kp_detector)
     fg = fuse_for_inference(generator, winograd=True)
     assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in fk.modules())
-    assert sum(isinstance(m, torch.nn.BatchNorm2d) for m in fg.modules()) == 2  # the norm1 of 2 ResBlocks
+    # Only the fallback path of the Winograd bottleneck keeps the two pre-activation norm1.
+    assert sum(isinstance(m, torch.nn.BatchNorm2d) for m in fg.modules()) == 2
     # The originals are untouched (still loadable from checkpoints).
     assert any(isinstance(m, torch.nn.BatchNorm2d) for m in generator.bottleneck.r0.modules())
     torch.manual_seed(2)
