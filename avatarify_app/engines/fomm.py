@@ -27,7 +27,7 @@ from avatarify_app.config import EngineConfig, MotionOptions
 from avatarify_app.engines.device import describe_device, resolve_device
 from avatarify_app.engines.fomm_fuse import fuse_for_inference
 from avatarify_app.engines.fomm_stages import DecodeStage, KeypointStage, MotionStage
-from avatarify_app.errors import ConfigError, EngineError
+from avatarify_app.errors import BadImageError, ConfigError, EngineError
 from avatarify_app.frames import check_frame, resize
 from avatarify_app.models import OcclusionAwareGenerator, load_fomm, matmul_2x2
 from avatarify_app.models.keypoint_detector import KPDetector
@@ -173,6 +173,10 @@ class FommEngine:
 
     # ----------------------------------------------------------------- Engine protocol
     def set_source(self, image: np.ndarray, landmarks: np.ndarray | None = None) -> None:
+        try:
+            check_frame(image, "avatar image")
+        except ValueError as err:
+            raise BadImageError(f"The avatar is not a usable picture: {err}") from err
         with torch.inference_mode():
             source = self._to_tensor(image, "source")
             value, jac = self._keypoints(source)

@@ -42,10 +42,26 @@ def physical_cores() -> int:
     return max(1, os.cpu_count() or 1)
 
 
+def _code_version() -> bytes:
+    """The source of every module that shapes the exported graphs (models and rewrites)."""
+    import avatarify_app.engines.fomm_fuse as fuse
+    import avatarify_app.engines.fomm_stages as stages
+    import avatarify_app.engines.fomm_winograd as winograd
+    import avatarify_app.models as models
+
+    files = [Path(m.__file__) for m in (fuse, stages, winograd)]
+    files += sorted(Path(models.__file__).parent.glob("*.py"))
+    return b"".join(f.read_bytes() for f in files)
+
+
 def fingerprint(modules: dict[str, nn.Module], extra: str = "") -> str:
-    """Hash of every state-dict tensor (name, shape, dtype, bytes) plus ``extra`` text."""
+    """Hash of every state-dict tensor (name, shape, dtype, bytes), the code that builds the
+    graphs, the exporter's versions and ``extra`` text."""
+    import onnx
+
     h = hashlib.blake2b(digest_size=16)
-    h.update(f"{EXPORT_VERSION}|{torch.__version__}|{extra}".encode())
+    h.update(f"{EXPORT_VERSION}|{torch.__version__}|{onnx.__version__}|{OPSET}|{extra}".encode())
+    h.update(_code_version())
     for part, module in modules.items():
         for name, tensor in module.state_dict().items():
             t = tensor.detach().cpu().contiguous()

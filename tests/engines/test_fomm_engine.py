@@ -9,7 +9,7 @@ import torch
 from avatarify_app.config import EngineConfig, MotionOptions
 from avatarify_app.engines.base import Engine
 from avatarify_app.engines.fomm import FommEngine, resolve_backend
-from avatarify_app.errors import ConfigError, EngineError
+from avatarify_app.errors import BadImageError, ConfigError, EngineError
 from avatarify_app.models import build_models, load_model_params
 from avatarify_app.motion import relative_keypoints
 
@@ -94,6 +94,8 @@ def test_engine_protocol_and_frame_contract(models):
     assert not engine.has_reference()
     with pytest.raises(ValueError):
         engine.predict(d1.astype(np.float32))
+    with pytest.raises(BadImageError):
+        engine.set_source(np.zeros((SIZE, SIZE), np.uint8))
     engine.close()
 
 
