@@ -67,6 +67,7 @@ CROP_SIZE = 256
 # The same error text is not shown again within this many seconds (per-frame failures).
 ERROR_REPEAT_S = 10.0
 MAX_DIALOG_TEXT = 420
+HALF_OFF_TIP = "Half precision is for the FOMM engine running on a CUDA GPU; it does not run on one now."
 
 
 def demo_videos() -> list[Path]:
@@ -333,7 +334,7 @@ class MainWindow(QMainWindow):
         form.addRow(self.checkpoint_label)
         self.half_check = QCheckBox("Half precision (GPU)")
         self.half_check.setEnabled(False)
-        self.half_check.setToolTip("Needs a CUDA GPU.")
+        self.half_check.setToolTip(HALF_OFF_TIP)
         self.half_check.toggled.connect(self._on_half_toggled)
         form.addRow(self.half_check)
         self.device_label = QLabel("device: -")
@@ -470,7 +471,6 @@ class MainWindow(QMainWindow):
                 picked = bool(names) and self.gallery.select_path(names[0])
         if not picked and self.gallery.count():
             self.gallery.select_index(0)
-        self.tasks.submit(_cuda_available, self._on_cuda_probe)
         self._start_session(None)
         if self._camera_arg:
             self._add_source_item(self._camera_arg)
@@ -487,15 +487,17 @@ class MainWindow(QMainWindow):
         if self._vcam_allowed and self.settings.get_bool("output/virtual_camera"):
             self.vcam_check.setChecked(True)
 
-    def _on_cuda_probe(self, available: bool) -> None:
-        self._cuda = bool(available)
-        self.half_check.setEnabled(self._cuda)
+    def _show_cuda(self, cuda: bool) -> None:
+        """Offer half precision while the engine runs on a CUDA GPU (the engine resolved the device)."""
+        if cuda == self._cuda:
+            return
+        self._cuda = cuda
+        self.half_check.setEnabled(cuda)
         self.half_check.setToolTip("Half precision for the FOMM generator (faster on most GPUs)."
-                                   if self._cuda else "Needs a CUDA GPU; this machine has none.")
-        if self._cuda:
-            self.half_check.blockSignals(True)
-            self.half_check.setChecked(bool(self._engine_config.half))
-            self.half_check.blockSignals(False)
+                                   if cuda else HALF_OFF_TIP)
+        self.half_check.blockSignals(True)
+        self.half_check.setChecked(cuda and bool(self._engine_config.half))
+        self.half_check.blockSignals(False)
 
     def _on_cameras_found(self, cameras: list) -> None:
         for cam in cameras:
@@ -1119,6 +1121,7 @@ class MainWindow(QMainWindow):
         self.dropped_label.setText(f"dropped {stats.dropped}")
         self.engine_label.setText(f"engine: {stats.engine} | {stats.device}")
         self.device_label.setText(f"device: {stats.device}")
+        self._show_cuda(str(stats.device or "").startswith("cuda"))
         session = self.session
         if self._engine_pending and session is not None and session.engine_config == self._engine_config \
                 and stats.engine == self._engine_config.name:
@@ -1242,9 +1245,3 @@ class MainWindow(QMainWindow):
         self._remove_vcam()
         self.controller.shutdown()
         self.tasks.wait()
-
-
-def _cuda_available() -> bool:
-    import torch
-
-    return bool(torch.cuda.is_available())

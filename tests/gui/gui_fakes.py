@@ -132,6 +132,7 @@ class Fakes:
     trackers: list = field(default_factory=list)
     sessions: list = field(default_factory=list)
     engine_work_s: float = 0.0
+    engine_device: str = "cpu (fake)"
 
     @property
     def engine(self) -> FakeEngine:
@@ -145,7 +146,7 @@ class Fakes:
             if not config.checkpoint:
                 raise CheckpointError("The FOMM engine needs a checkpoint.", "Load one.")
             load_fomm(config.checkpoint)
-        engine = FakeEngine(name=config.name, work_s=self.engine_work_s)
+        engine = FakeEngine(name=config.name, work_s=self.engine_work_s, device=self.engine_device)
         self.engines.append(engine)
         return engine
 

@@ -14,7 +14,7 @@ from avatarify_app.config import EngineConfig
 from avatarify_app.gui import avatars as store
 from avatarify_app.gui.settings import AppSettings
 
-TIMEOUT = 8000
+TIMEOUT = 30000  # a bound for conditions to come true, generous for a loaded machine
 
 
 def wait_frames(qtbot, window, n: int = 5) -> None:
@@ -196,6 +196,10 @@ def test_adding_a_real_portrait_frames_it(qtbot, make_window, media_dir):
 
 
 def test_bad_checkpoint_shows_error_and_keeps_previous_engine(qtbot, make_window, tmp_path):
+    # The checkpoint check imports torch on first use: seconds, and far more on a loaded machine
+    # where the import competes with the live frames for the GIL. Load it before the timed part.
+    import avatarify_app.models  # noqa: F401
+
     window = make_window()
     wait_frames(qtbot, window)
     bad = tmp_path / "bad.pth.tar"
@@ -266,13 +270,8 @@ def test_recording_writes_a_video(qtbot, make_window, tmp_path):
     assert ok
 
 
-def test_gui_thread_stays_responsive_while_frames_flow(qtbot, make_window):
-    """Event-loop delay of a 10 ms timer while the engine works ~25 ms per frame."""
-    from gui_fakes import Fakes
-
-    window = make_window(fakes=Fakes(engine_work_s=0.025))
-    wait_frames(qtbot, window, 3)
-    window.landmarks_check.setChecked(True)
+def _timer_delays(qtbot, until, minimum_ms: int) -> list[float]:
+    """Lateness (ms) of a 10 ms precise timer's ticks, for at least ``minimum_ms`` and until ``until()``."""
     delays: list[float] = []
     clock = QElapsedTimer()
     clock.start()
@@ -287,17 +286,35 @@ def test_gui_thread_stays_responsive_while_frames_flow(qtbot, make_window):
 
     timer.timeout.connect(tick)
     timer.start(10)
+    qtbot.wait(minimum_ms)
+    qtbot.waitUntil(until, timeout=30000)
+    timer.stop()
+    return delays
+
+
+def test_gui_thread_stays_responsive_while_frames_flow(qtbot, make_window):
+    """Event-loop delay of a 10 ms timer while the engine works ~25 ms per frame.
+
+    The bound is on the delay our frames add: what the machine's own load costs (the same
+    timer with nothing running, measured first) is allowed on top, so a busy machine does
+    not fail the test and an idle one checks the plain 100 ms.
+    """
+    from gui_fakes import Fakes
+
+    idle = float(np.percentile(_timer_delays(qtbot, lambda: True, 1000), 95))
+    window = make_window(fakes=Fakes(engine_work_s=0.025))
+    wait_frames(qtbot, window, 3)
+    window.landmarks_check.setChecked(True)
     painted = window.avatar_view.frames_painted
     t0 = time.monotonic()
-    qtbot.wait(2500)
-    timer.stop()
+    delays = _timer_delays(qtbot, lambda: window.avatar_view.frames_painted - painted > 10, 2500)
     frames = window.avatar_view.frames_painted - painted
     p95 = float(np.percentile(delays, 95))
-    print(f"event-loop delay p50 {np.percentile(delays, 50):.1f} ms, p95 {p95:.1f} ms, "
-          f"max {max(delays):.1f} ms over {len(delays)} ticks; {frames} frames in "
+    print(f"event-loop delay p50 {np.percentile(delays, 50):.1f} ms, p95 {p95:.1f} ms "
+          f"(idle p95 {idle:.1f} ms), max {max(delays):.1f} ms over {len(delays)} ticks; {frames} frames in "
           f"{time.monotonic() - t0:.1f} s")
     assert frames > 10
-    assert p95 < 100
+    assert p95 < 100 + idle
 
 
 def test_dropping_files_adds_portraits_and_videos(qtbot, make_window, tmp_path, clip, monkeypatch):
@@ -503,3 +520,18 @@ def test_a_video_file_as_the_camera_loops(qtbot, make_window, clip):
     qtbot.waitUntil(lambda: window._last_event.index > 70, timeout=TIMEOUT)  # past the 60th frame
     wait_frames(qtbot, window, 3)  # frames still flow after the wrap
     assert window.errors_shown == []
+
+
+def test_half_precision_is_offered_only_while_the_engine_runs_on_cuda(qtbot, make_window):
+    from gui_fakes import Fakes
+
+    window = make_window()
+    wait_frames(qtbot, window)
+    qtbot.waitUntil(lambda: "cpu (fake)" in window.device_label.text(), timeout=TIMEOUT)
+    assert not window.half_check.isEnabled()
+    window.close()
+
+    AppSettings().set("engine/half", True)
+    gpu = make_window(fakes=Fakes(engine_device="cuda:0 Fake GPU"))
+    qtbot.waitUntil(lambda: gpu.half_check.isEnabled(), timeout=TIMEOUT)
+    assert gpu.half_check.isChecked()  # the saved choice shows
