@@ -39,21 +39,24 @@ def inv2(m: np.ndarray) -> np.ndarray:
     return out / det[..., None, None]
 
 
-def fit_similarity(src: np.ndarray, dst: np.ndarray) -> Similarity:
-    """Least-squares similarity src -> dst (Umeyama, reflection excluded). src, dst: Nx2."""
+def fit_similarity(src: np.ndarray, dst: np.ndarray, weights: np.ndarray | None = None) -> Similarity:
+    """Least-squares similarity src -> dst (no reflection), optionally weighted. src, dst: Nx2;
+    weights: N, non-negative, not all zero.
+
+    In 2D this is Umeyama's fit in closed form: with centred points as complex numbers,
+    the scaled rotation is z = sum w conj(s) d / sum w |s|^2 (no SVD needed)."""
     src = src.astype(np.float64)
     dst = dst.astype(np.float64)
-    ms, md = src.mean(0), dst.mean(0)
+    if weights is None:
+        w = np.full(len(src), 1.0 / len(src))
+    else:
+        w = weights.astype(np.float64) / max(float(weights.sum()), 1e-12)
+    ms, md = w @ src, w @ dst
     xs, xd = src - ms, dst - md
-    var = (xs**2).sum() / len(src)
-    cov = xd.T @ xs / len(src)
-    u, d, vt = np.linalg.svd(cov)
-    sign = np.ones(2)
-    if np.linalg.det(u) * np.linalg.det(vt) < 0:
-        sign[-1] = -1.0
-    rot = u @ np.diag(sign) @ vt
-    scale = float((d * sign).sum() / max(var, 1e-12))
-    A = scale * rot
+    var = float(w @ (xs[:, 0] ** 2 + xs[:, 1] ** 2))
+    re = float(w @ (xs[:, 0] * xd[:, 0] + xs[:, 1] * xd[:, 1])) / max(var, 1e-12)
+    im = float(w @ (xs[:, 0] * xd[:, 1] - xs[:, 1] * xd[:, 0])) / max(var, 1e-12)
+    A = np.array([[re, -im], [im, re]])
     return Similarity(A=A, b=md - A @ ms)
 
 

@@ -9,19 +9,24 @@ The FOMM idea (Siarohin et al. 2019) with keypoints that need no training:
   and A J_rel A^-1, where A is the linear part of the similarity that aligns the driving
   reference face to the source face (``adapt_scale`` keeps its scale, else only its rotation);
 - a *head* keypoint with a wide Gaussian driven by the similarity head motion, so hair,
-  ears and neck follow the face, and a *background* keypoint (identity) whose weight rises
-  at the crop border, so the border stays put;
+  ears and neck follow the face, and a *background* keypoint whose weight rises at the crop
+  border where the source shows background (not where the person reaches the border: the
+  body's motion runs through the edge there, nothing is pinned and smeared);
 - mouth and eye *openings*: when the output opens wider than the source, the opening's
   polygon maps onto the source opening (squeezed; a closed mouth maps onto its lip seam)
   and a mouth's new interior is darkened: no tears, no folded lips;
 - a *body* keypoint below the face (neck, shoulders) driven by the driving body's own
-  similarity motion (DIS optical flow between the reference and current crops, 64 px,
-  below the chin), else by a damped copy of the head motion;
+  similarity motion, else by a damped copy of the head motion; the *background* keypoint by
+  the driving background's similarity motion (what a moving camera or the tracker's moving
+  crop does; the identity for a still one): both from DIS optical flow between the
+  reference and current crops (64 px; ``landmark_scene.DrivingMotion``);
 - masks: the normalised Gaussian heatmaps; one dense backward flow, computed on a coarse
   grid, upsampled and applied with ``cv2.remap``;
 - layers: the person (mediapipe selfie segmentation of the source, united with the face
-  oval) is warped by that flow and composed over what lies behind it (the source with the
-  person inpainted), so the background stays still while head and shoulders move.
+  oval, grown by its outline) is warped by that flow and composed over what lies behind it
+  (the source with the person inpainted), which moves only with the background keypoint;
+- past the crop's edge the warps find the source extended by a mirror image that fades into
+  a blur (``landmark_scene.extend``): no streaks where the body moves in from the edge.
 
 Everything that depends on the source alone is cached in ``set_source``.
 """
@@ -37,6 +42,7 @@ import numpy as np
 from avatarify_app.config import EngineConfig, MotionOptions
 from avatarify_app.engines import landmark_groups as lg
 from avatarify_app.engines import landmark_motion as lm
+from avatarify_app.engines import landmark_scene as ls
 from avatarify_app.errors import BadImageError, NoFaceError
 from avatarify_app.frames import check_frame
 
@@ -59,8 +65,13 @@ class LandmarkParams:
     body_follow: float = 0.5  # ... follows this fraction of the head motion (neck, shoulders) ...
     body_flow: bool = True  # ... or, when the reference image is known, the driving body's own motion
     body_flow_res: int = 64  # (DIS optical flow between the reference and current crops at this size)
-    border_amp: float = 30.0  # background weight at the border ...
+    bg_motion: bool = True  # the background follows the driving background's own motion (camera, moving crop)
+    bg_deadzone: float = 1.0  # ... less this much (px): flow noise must not make a still background shimmer
+    border_amp: float = 30.0  # background weight at the border (where the source shows no person) ...
     border_tau: float = 1.5  # ... decaying with this length (px) into the crop
+    edge_fill: str = "soft"  # past the crop's edge: "soft" (mirror fading into blur), "reflect" or "replicate"
+    edge_margin: float = 24.0  # ... that far (px); beyond it the extended edge repeats
+    person_grow: float = 2.0  # the person layer reaches this far (px) past the segmentation (its own outline)
     region_amp: float = 40.0  # weight of an opening's interior map
     mouth_darken: float = 0.55  # how dark a newly opened mouth interior gets
     ridge: float = 0.15  # Jacobian fit shrinkage to the identity
@@ -92,39 +103,6 @@ class _MeshFinder:
         self._mesh.close()
 
 
-def person_layers(image: np.ndarray, landmarks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(alpha HxW float32 in [0, 1], background plate frame) of a source crop.
-
-    alpha: mediapipe selfie segmentation united with the (dilated) face oval, so a painted or
-    cartoon face that the segmenter misses still moves; the plate is the image with the
-    person inpainted (on a half-size copy: it only shows where the person moved away).
-    """
-    import mediapipe as mp
-
-    h, w = image.shape[:2]
-    with mp.solutions.selfie_segmentation.SelfieSegmentation(model_selection=0) as seg:
-        mask = seg.process(image).segmentation_mask
-    alpha = np.zeros((h, w), np.float32) if mask is None else mask.astype(np.float32)
-    alpha = np.clip((alpha - 0.5) * 4.0 + 0.5, 0.0, 1.0)  # harden: a narrow soft edge
-    oval = np.zeros((h, w), np.float32)
-    cv2.fillPoly(oval, [np.round(landmarks[list(lg.FACE_OVAL_RING)]).astype(np.int32)], 1.0)
-    k = max(3, int(0.06 * w) | 1)
-    oval = cv2.dilate(oval, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k)))
-    alpha = cv2.GaussianBlur(np.maximum(alpha, oval), (3, 3), 0)
-    small = cv2.resize(image, (w // 2, h // 2), interpolation=cv2.INTER_AREA)
-    hole = cv2.resize((alpha > 0.1).astype(np.uint8), (w // 2, h // 2), interpolation=cv2.INTER_NEAREST)
-    hole = cv2.dilate(hole, np.ones((5, 5), np.uint8))
-    filled = cv2.inpaint(small, hole, 5, cv2.INPAINT_TELEA)
-    filled = cv2.resize(filled, (w, h), interpolation=cv2.INTER_LINEAR)
-    keep = (1.0 - cv2.resize(hole.astype(np.float32), (w, h), interpolation=cv2.INTER_LINEAR))[..., None]
-    plate = image * keep + filled * (1.0 - keep)
-    # What shows behind the person: the plate under the person, the image elsewhere (so that
-    # composing the unmoved person over it gives the image back up to its soft edge).
-    a = alpha[..., None]
-    behind = np.clip(image * (1.0 - a) + plate * a, 0, 255).astype(np.uint8)
-    return alpha, np.ascontiguousarray(behind)
-
-
 class LandmarkEngine:
     """Animate a source crop with the landmark motion of driving crops (see module doc)."""
 
@@ -137,7 +115,8 @@ class LandmarkEngine:
         self.options = options or MotionOptions()
         self.params = params or LandmarkParams()
         self._finders: dict[bool, _MeshFinder] = {}
-        self._dis = None
+        self._segmenter: ls.Segmenter | None = None
+        self._motion: ls.DrivingMotion | None = None
         self._src: dict[str, object] | None = None
         self._ref: dict[str, object] | None = None
         self._debug: dict[str, np.ndarray] = {}
@@ -149,12 +128,11 @@ class LandmarkEngine:
         d = np.minimum.outer(np.minimum(self._ys + 0.5, self.size - 0.5 - self._ys),
                              np.minimum(self._xs + 0.5, self.size - 0.5 - self._xs))
         tau = self.params.border_tau * self.size / 256.0
-        self._border_w = (self.params.border_amp * np.exp(-d / tau) + 1e-6).astype(np.float32)
+        self._border_w = (self.params.border_amp * np.exp(-d / tau)).astype(np.float32)
         full = np.arange(self.size, dtype=np.float32)
-        self._gx, self._gy = np.meshgrid(full, full)
-        # Flow fades to exactly zero on the outermost pixels.
-        dfull = np.minimum.outer(np.minimum(full, self.size - 1 - full), np.minimum(full, self.size - 1 - full))
-        self._edge = np.clip(dfull / 2.0, 0.0, 1.0).astype(np.float32)
+        # Sources are extended by a margin (what the warp finds past the edge): grid offset by it.
+        self._margin = max(0, round(self.params.edge_margin * self.size / 256.0))
+        self._gx, self._gy = np.meshgrid(full + self._margin, full + self._margin)
 
     @classmethod
     def from_config(cls, config: EngineConfig, options: MotionOptions | None = None) -> LandmarkEngine:
@@ -212,11 +190,18 @@ class LandmarkEngine:
         # "Down" of the face: perpendicular to the line between the outer eye corners.
         eyes = pts[lg.LEFT_EYE_CORNERS[0]] - pts[lg.RIGHT_EYE_CORNERS[0]]
         down = np.array([-eyes[1], eyes[0]]) / max(float(np.hypot(*eyes)), 1e-6)
-        alpha, plate = person_layers(image, pts) if p.layered else (None, None)
+        alpha = ls.person_alpha(self._segment(image), pts, p.person_grow * k256)
+        plate = ls.person_layers(image, alpha) if p.layered else None
+        # The border stays with the background; where the person reaches the border (shoulders,
+        # a cut-off suit) the body's motion runs through it instead (no pinned, smeared edge).
+        r = p.flow_res
+        person_c = cv2.resize(alpha, (r, r), interpolation=cv2.INTER_AREA)
         self._src = {
-            "alpha": alpha,
-            "plate": plate,
-            "image": np.ascontiguousarray(image),
+            "alpha": ls.extend(alpha, self._margin, "replicate") if p.layered else None,
+            "plate": None if plate is None else ls.extend(plate, self._margin, p.edge_fill),
+            "plate_in": plate,
+            "image_x": ls.extend(image, self._margin, p.edge_fill),
+            "border_w": self._border_w * (1.0 - person_c) + 1e-6,
             "landmarks": pts,
             "names": names,
             "idx": idx,
@@ -240,7 +225,7 @@ class LandmarkEngine:
         if image is not None:
             image = self._check(image, "reference")
         pts = self._landmarks(image, landmarks, True, "reference").astype(np.float64)
-        self._ref = {"landmarks": pts, "small": self._small_gray(image)}
+        self._ref = {"landmarks": pts, "image": image}
         if self._src is not None:
             self._align_reference()
 
@@ -250,19 +235,19 @@ class LandmarkEngine:
         ref = self._ref["landmarks"]
         self._ref["to_source"] = lm.fit_similarity(ref, self._src["landmarks"])
         self._ref["kp"] = lm.group_centroids(ref, self._src["idx"], self._src["mask"])
-        # Body region of the reference (below the chin, about the shoulders' width) on the flow grid.
-        self._ref["body_pts"] = None
-        if self._ref.get("small") is not None:
-            r = self.params.body_flow_res
-            k = r / self.size
-            to_src: lm.Similarity = self._ref["to_source"]
-            fs = self._src["face_size"] / max(to_src.scale, 1e-6)
-            chin = ref[152] * k
-            cx = ref.mean(0)[0] * k
-            yy, xx = np.mgrid[0:r:2, 0:r:2].astype(np.float32)
-            sel = (yy > chin[1] + 0.1 * fs * k) & (np.abs(xx - cx) < 1.3 * fs * k) & (yy < r - 2)
-            if sel.sum() >= 12:
-                self._ref["body_pts"] = np.stack([xx[sel], yy[sel]], axis=1)
+        # Body and background motion of the driving crops (optical flow against the reference).
+        self._ref["motion"] = None
+        image = self._ref.get("image")
+        p = self.params
+        if image is not None and (p.body_flow or p.bg_motion):
+            if self._motion is None:
+                self._motion = ls.DrivingMotion(self.size, p.body_flow_res, p.bg_deadzone * self.size / 256.0)
+            fs = self._src["face_size"] / max(self._ref["to_source"].scale, 1e-6)
+            person = self._segment(image)
+            if not p.bg_motion:
+                person = None
+            self._motion.set_reference(image, ref, fs, person, body=p.body_flow)
+            self._ref["motion"] = self._motion
 
     def has_reference(self) -> bool:
         return self._ref is not None
@@ -276,7 +261,7 @@ class LandmarkEngine:
         image = self._check(image, "driving")
         drv = self._landmarks(image, landmarks, False, "driving").astype(np.float64)
         if self._ref is None:
-            self._ref = {"landmarks": drv.copy(), "small": self._small_gray(image)}
+            self._ref = {"landmarks": drv.copy(), "image": image.copy()}
             self._align_reference()
         return self._animate(drv, image)
 
@@ -294,35 +279,16 @@ class LandmarkEngine:
         for finder in self._finders.values():
             finder.close()
         self._finders.clear()
+        if self._segmenter is not None:
+            self._segmenter.close()
+            self._segmenter = None
 
     # --- the motion ------------------------------------------------------------------------
 
-    def _small_gray(self, image: np.ndarray | None) -> np.ndarray | None:
-        if image is None or not self.params.body_flow:
-            return None
-        r = self.params.body_flow_res
-        return cv2.cvtColor(cv2.resize(image, (r, r), interpolation=cv2.INTER_AREA), cv2.COLOR_RGB2GRAY)
-
-    def _body_motion(self, image: np.ndarray) -> lm.Similarity | None:
-        """Similarity motion (crop px) of the driving body between the reference and ``image``."""
-        ref = self._ref
-        if ref is None or ref.get("body_pts") is None:
-            return None
-        if self._dis is None:
-            self._dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST)
-        cur = self._small_gray(image)
-        flow = self._dis.calc(ref["small"], cur, None)
-        pts = ref["body_pts"]
-        ix = pts.astype(np.int32)
-        moved = pts + flow[ix[:, 1], ix[:, 0]]
-        k = self.size / self.params.body_flow_res
-        sim = lm.fit_similarity((pts + 0.5) * k - 0.5, (moved + 0.5) * k - 0.5)
-        # Implausible body motion (a scene cut, a hand in front): use the damped head instead.
-        angle = abs(float(np.degrees(np.arctan2(sim.A[1, 0], sim.A[0, 0]))))
-        shift = float(np.linalg.norm(flow[ix[:, 1], ix[:, 0]].mean(0))) * k
-        if not (0.8 < sim.scale < 1.25 and angle < 20.0 and shift < 0.25 * self.size):
-            return None
-        return sim
+    def _segment(self, image: np.ndarray) -> np.ndarray:
+        if self._segmenter is None:
+            self._segmenter = ls.Segmenter()
+        return self._segmenter.mask(image)
 
     def _animate(self, drv: np.ndarray, image: np.ndarray) -> np.ndarray:
         src, ref, p = self._src, self._ref, self.params
@@ -364,7 +330,8 @@ class LandmarkEngine:
         # Body (neck, shoulders): the driving body's own motion, transferred like a keypoint,
         # else a damped copy of the head's backward map.
         body_src = src["body"]
-        body = self._body_motion(image)
+        motion: ls.DrivingMotion | None = ref.get("motion")
+        body, bg = motion.motion(image) if motion is not None else (None, None)
         if body is not None:
             A_b = lm.adapt_linear(to_src, self.options.adapt_scale)
             ref_body = np.linalg.solve(to_src.A, body_src - to_src.b)
@@ -403,8 +370,17 @@ class LandmarkEngine:
                 mouth_poly = poly
                 mouth_dark = p.mouth_darken * gain * float(np.clip(1.0 - s_axis[3] / max(n_axis[3], 1e-6), 0, 1))
 
-        all_w = [weights, *(w[None] for w in extra_w), self._border_w[None]]
-        all_a = [affines, *(a[None] for a in extra_a), np.array([[1, 0, 0, 1, 0, 0]], dtype=np.float64)]
+        # Background: the driving background's motion transferred like a keypoint at the crop
+        # centre (a similarity commutes with A), else the identity.
+        bg_aff = np.array([1.0, 0.0, 0.0, 1.0, 0.0, 0.0])
+        if bg is not None:
+            A_g = lm.adapt_linear(to_src, self.options.adapt_scale)
+            c = np.full(2, (self.size - 1) / 2.0)
+            ref_c = np.linalg.solve(to_src.A, c - to_src.b)
+            c_new = c + (bg.apply(ref_c[None])[0] - ref_c) @ A_g.T
+            bg_aff = lm.backward_affines(c[None], c_new[None], bg.A[None])[0]
+        all_w = [weights, *(w[None] for w in extra_w), src["border_w"][None]]
+        all_a = [affines, *(a[None] for a in extra_a), bg_aff[None]]
         W = np.concatenate(all_w, axis=0)
         affs = np.concatenate(all_a, axis=0)
         coarse = lm.blend_backward(W, affs, self._xs, self._ys)  # rxrx2 sampling positions
@@ -412,15 +388,22 @@ class LandmarkEngine:
         r = p.flow_res
         flow_c = coarse - self._grid_c
         flow = cv2.resize(flow_c, (self.size, self.size), interpolation=cv2.INTER_LINEAR) if r != self.size else flow_c
-        flow *= self._edge[..., None]
         map_x = self._gx + flow[..., 0]
         map_y = self._gy + flow[..., 1]
-        out = cv2.remap(src["image"], map_x, map_y, interpolation=cv2.INTER_LINEAR,
+        out = cv2.remap(src["image_x"], map_x, map_y, interpolation=cv2.INTER_LINEAR,
                         borderMode=cv2.BORDER_REPLICATE)
         if src["alpha"] is not None:
             a = cv2.remap(src["alpha"], map_x, map_y, interpolation=cv2.INTER_LINEAR,
                           borderMode=cv2.BORDER_REPLICATE)
-            out = cv2.blendLinear(out, src["plate"], a, 1.0 - a)
+            # The plate moves with the background: the backward affine, in extended-plate px.
+            if bg is None:
+                plate = src["plate_in"]
+            else:
+                m = bg_aff[[0, 1, 4, 2, 3, 5]].reshape(2, 3).copy()  # dst -> src (WARP_INVERSE_MAP)
+                m[:, 2] += self._margin
+                plate = cv2.warpAffine(src["plate"], m, (self.size, self.size),
+                                       flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_REPLICATE)
+            out = cv2.blendLinear(out, plate, a, 1.0 - a)
         if mouth_poly is not None and mouth_dark > 0.01:
             out = self._darken(out, mouth_poly, mouth_dark)
         self._debug = {
