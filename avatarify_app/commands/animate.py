@@ -9,9 +9,13 @@ Frames: one per driving frame, at the driving video's frame rate; driving frames
 face is found repeat the last animated frame (the source before the first face). The
 driving video's first audio stream is copied (re-encoded to AAC) when there is one.
 
-``--find-best-frame`` (as the FOMM authors' demo): the driving frame whose landmarks best
-match the source (``tracking.pose_match``) becomes the reference; the video is animated
-forward from it to the end and backward from it to the start, then joined.
+Scene cuts: the driving video is split into continuous shots (``CutDetector``); each shot
+is tracked afresh and animated relative to its own reference frame (its first frame with a
+face), so the avatar starts each shot from its own pose and motion never jumps across a cut.
+
+``--find-best-frame`` (as the FOMM authors' demo): in each shot, the driving frame whose
+landmarks best match the source (``tracking.pose_match``) becomes the reference; the shot
+is animated forward from it to its end and backward from it to its start, then joined.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -31,6 +35,7 @@ from avatarify_app.frames import as_frame, load_image, resize
 log = logging.getLogger(__name__)
 
 CROP = 256
+CUT_THRESHOLD = 12.0  # mean abs difference (0-255) of 64x48 thumbnails that marks a scene cut
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -134,40 +139,68 @@ def _tqdm(total: int, desc: str):
     return tqdm(total=total, desc=desc, unit="frame", file=sys.stderr, leave=False)
 
 
-def track_video(path: str | Path, no_crop: bool, desc: str = "tracking") -> tuple[list, dict]:
-    """Per driving frame (crop 256, landmarks or None), or None where no face was found."""
+class CutDetector:
+    """Scene cuts in a stream of frames: consecutive 64x48 thumbnails that differ by more than
+    ``threshold`` (mean absolute difference, 0-255)."""
+
+    def __init__(self, threshold: float = CUT_THRESHOLD) -> None:
+        self.threshold = threshold
+        self._prev: np.ndarray | None = None
+
+    def is_cut(self, frame: np.ndarray) -> bool:
+        """True when ``frame`` starts a new shot (never for the first frame)."""
+        import cv2
+
+        thumb = cv2.resize(frame, (64, 48), interpolation=cv2.INTER_AREA).astype(np.float32)
+        prev, self._prev = self._prev, thumb
+        return prev is not None and float(np.abs(thumb - prev).mean()) > self.threshold
+
+
+def track_video(path: str | Path, no_crop: bool, desc: str = "tracking") -> tuple[list, dict, list[range]]:
+    """(per driving frame (crop 256, landmarks or None) or None where no face was found,
+    metadata, the continuous shots as index ranges). The tracker starts afresh at each cut."""
     frames, meta = read_video(path)
     fps = float(meta.get("fps") or 25.0)
     n = round(float(meta.get("duration") or 0) * fps) or None
     out: list[tuple[np.ndarray, np.ndarray | None] | None] = []
-    if no_crop:
-        with _tqdm(n or 0, "reading") as bar:
-            for f in frames:
-                out.append((resize(f, (CROP, CROP)), None))
-                bar.update(1)
-        return out, meta
-    from avatarify_app.tracking import StreamTracker
+    starts: list[int] = []
+    cuts = CutDetector()
+    tracker = None
+    if not no_crop:
+        from avatarify_app.tracking import StreamTracker
 
-    tracker = StreamTracker()
+        tracker = StreamTracker()
     try:
-        with _tqdm(n or 0, desc) as bar:
+        with _tqdm(n or 0, "reading" if no_crop else desc) as bar:
             for i, f in enumerate(frames):
-                r = tracker.process(f, i / fps)
-                out.append(None if r is None else (r.crop, r.landmarks))
+                if cuts.is_cut(f) or i == 0:
+                    starts.append(i)
+                    if tracker is not None and i > 0:
+                        tracker.reset()
+                if tracker is None:
+                    out.append((resize(f, (CROP, CROP)), None))
+                else:
+                    r = tracker.process(f, i / fps)
+                    out.append(None if r is None else (r.crop, r.landmarks))
                 bar.update(1)
     finally:
-        tracker.close()
-    return out, meta
+        if tracker is not None:
+            tracker.close()
+    shots = [range(a, b) for a, b in zip(starts, [*starts[1:], len(out)], strict=True)]
+    return out, meta, shots
 
 
-def best_frame(source_landmarks: np.ndarray | None, source_crop: np.ndarray, driving: list) -> int:
-    """Index of the driving frame whose landmarks best match the source's (pose and expression)."""
+def best_frame(source_landmarks: np.ndarray | None, source_crop: np.ndarray, driving: list,
+               indices: Iterable[int] | None = None) -> int | None:
+    """Index of the driving frame (of ``indices``, default all) whose landmarks best match the
+    source's (pose and expression); None when none of them shows a face."""
     from avatarify_app.tracking import pose_match
 
     if source_landmarks is None:
         source_landmarks = _find_landmarks(source_crop)
-    best, best_score = 0, -1.0
-    for i, item in enumerate(driving):
+    best, best_score = None, -1.0
+    for i in range(len(driving)) if indices is None else indices:
+        item = driving[i]
         if item is None:
             continue
         lms = item[1] if item[1] is not None else _find_landmarks(item[0])
@@ -176,7 +209,7 @@ def best_frame(source_landmarks: np.ndarray | None, source_crop: np.ndarray, dri
         score = pose_match(source_landmarks, lms)
         if score > best_score:
             best, best_score = i, score
-    log.info("best driving frame %d (pose match %.3f)", best, best_score)
+    log.info("best driving frame %s (pose match %.3f)", best, best_score)
     return best
 
 
@@ -190,24 +223,19 @@ def _find_landmarks(crop: np.ndarray) -> np.ndarray | None:
         probe.close()
 
 
-def _first_face(driving: list, start: int, step: int) -> int | None:
-    i = start
-    while 0 <= i < len(driving):
-        if driving[i] is not None:
-            return i
-        i += step
-    return None
+def _first_face(driving: list, indices: Iterable[int]) -> int | None:
+    return next((i for i in indices if driving[i] is not None), None)
 
 
-def animate_crops(engine, source: np.ndarray, driving: list, reference: int, bar=None) -> list[np.ndarray]:
-    """Animated 256 crops, one per driving item, forward from ``reference`` and backward to 0."""
-    out: list[np.ndarray | None] = [None] * len(driving)
+def animate_crops(engine, source: np.ndarray, driving: list, shots: list[range],
+                  references: list[int | None], bar=None) -> list[np.ndarray]:
+    """Animated 256 crops, one per driving item. Each shot is animated relative to its own
+    reference frame (motion never carries over a cut), forward from it to the shot's end and
+    backward to its start; frames without a face repeat their neighbour in that order, a shot
+    without a face shows the source."""
+    out: list[np.ndarray] = [source] * len(driving)
 
-    def run(indices) -> None:
-        last = source
-        engine.set_reference(None)
-        ref = driving[reference]
-        engine.set_reference(ref[0], ref[1])
+    def run(indices: Iterable[int], last: np.ndarray) -> None:
         for i in indices:
             item = driving[i]
             if item is not None:
@@ -219,11 +247,19 @@ def animate_crops(engine, source: np.ndarray, driving: list, reference: int, bar
             if bar is not None:
                 bar.update(1)
 
-    run(range(reference, len(driving)))
-    if reference > 0:
-        # Backward: frames without a face repeat what follows them in time.
-        run(range(reference - 1, -1, -1))
-    return [o if o is not None else source for o in out]
+    for shot, ref in zip(shots, references, strict=True):
+        if ref is None:
+            if bar is not None:
+                bar.update(len(shot))
+            continue
+        for forward in (True, False):
+            engine.set_reference(None)
+            engine.set_reference(driving[ref][0], driving[ref][1])
+            if forward:
+                run(range(ref, shot.stop), source)
+            else:  # backward: frames without a face repeat what follows them in time
+                run(range(ref - 1, shot.start - 1, -1), out[ref])
+    return out
 
 
 def run(args: argparse.Namespace) -> int:
@@ -239,18 +275,21 @@ def run(args: argparse.Namespace) -> int:
 
         aligned = align_portrait(image)
         src_crop, src_lms = aligned.image, aligned.landmarks
-    driving, meta = track_video(args.driving, args.no_crop)
+    driving, meta, shots = track_video(args.driving, args.no_crop)
     if not driving:
         raise SourceError(f"{args.driving} has no frames.", "Use a video with at least one frame.")
-    start = best_frame(src_lms, src_crop, driving) if args.find_best_frame else _first_face(driving, 0, 1)
-    if start is None:
+    if args.find_best_frame:
+        refs = [best_frame(src_lms, src_crop, driving, shot) for shot in shots]
+    else:
+        refs = [_first_face(driving, shot) for shot in shots]
+    if all(r is None for r in refs):
         raise NoFaceError(f"No face was found in any frame of {args.driving}.",
                           "Use a driving video where a face is clearly visible.")
     engine = create_engine(config, options)
     try:
         engine.set_source(src_crop, src_lms)
         with _tqdm(len(driving), f"animating ({engine.name})") as bar:
-            crops = animate_crops(engine, src_crop, driving, start, bar)
+            crops = animate_crops(engine, src_crop, driving, shots, refs, bar)
     finally:
         engine.close()
     fps = float(meta.get("fps") or 25.0)
@@ -275,6 +314,7 @@ def run(args: argparse.Namespace) -> int:
         raise
     writer.close()
     audio = "with the driving video's audio" if writer.has_audio else "no audio"
+    ref_text = ", ".join(str(r) for r in refs if r is not None)
     print(f"wrote {writer.path} ({writer.frames} frames, {size[0]}x{size[1]}, {fps:.2f} fps, {audio}; "
-          f"engine {engine.name}, reference frame {start})")
+          f"engine {engine.name}, {len(shots)} shot(s), reference frame(s) {ref_text})")
     return 0

@@ -20,7 +20,6 @@ import logging
 import sys
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 from avatarify_app.config import EngineConfig, MotionOptions
@@ -29,7 +28,6 @@ from avatarify_app.errors import NoFaceError
 log = logging.getLogger(__name__)
 
 CROP = 256
-CUT_THRESHOLD = 12.0  # mean abs difference (0-255) of 64x48 thumbnails that marks a scene cut
 MIN_SHOT = 2
 
 
@@ -46,10 +44,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="print one JSON object as the last line")
 
 
-def _thumb(frame: np.ndarray) -> np.ndarray:
-    return cv2.resize(frame, (64, 48), interpolation=cv2.INTER_AREA).astype(np.float32)
-
-
 def _frames(path: str | Path, max_frames: int):
     from avatarify_app.commands.animate import iter_video
 
@@ -61,13 +55,13 @@ def _frames(path: str | Path, max_frames: int):
 
 def split_shots(path: str | Path, max_frames: int = 0) -> list[list[int]]:
     """Frame indices of each continuous shot (cut where consecutive thumbnails differ a lot)."""
+    from avatarify_app.commands.animate import CutDetector
+
     shots: list[list[int]] = [[]]
-    prev = None
+    cuts = CutDetector()
     for i, f in _frames(path, max_frames):
-        t = _thumb(f)
-        if prev is not None and float(np.abs(t - prev).mean()) > CUT_THRESHOLD:
+        if cuts.is_cut(f):
             shots.append([])
-        prev = t
         shots[-1].append(i)
     return [s for s in shots if s]
 
@@ -90,13 +84,12 @@ def load_shots(path: str | Path, no_crop: bool = False, moving_crop: bool = Fals
     shot_of = {i: n for n, s in enumerate(shots) for i in s}
     tracked: dict[int, tuple[CropBox, np.ndarray]] = {}
     result: dict[int, tuple[np.ndarray, np.ndarray]] = {}
-    tracker, current = None, -1
+    tracker, current = StreamTracker(), 0
     try:
         for i, f in _frames(path, max_frames):
-            if shot_of[i] != current:  # a fresh tracker per shot: nothing carries over a cut
-                if tracker is not None:
-                    tracker.close()
-                tracker, current = StreamTracker(), shot_of[i]
+            if shot_of[i] != current:  # nothing carries over a cut
+                tracker.reset()
+                current = shot_of[i]
             r = tracker.process(f, i / fps)
             if r is None:
                 continue
@@ -104,8 +97,7 @@ def load_shots(path: str | Path, no_crop: bool = False, moving_crop: bool = Fals
             if moving_crop:
                 result[i] = (r.crop, r.landmarks)
     finally:
-        if tracker is not None:
-            tracker.close()
+        tracker.close()
     if not moving_crop:
         boxes: dict[int, CropBox] = {}
         for n, s in enumerate(shots):
