@@ -33,6 +33,9 @@ class EngineConfig:
     device:     "auto", "cpu", "cuda", "mps" (resolved once at start-up).
     half:       None = half precision generator on CUDA only; True/False forces it.
     backend:    "auto" | "torch" | "onnx" for the FOMM per-frame path on CPU.
+    model_config: the authors' YAML config for the checkpoint; None = a YAML beside the
+                checkpoint with the same name (vox-adv-cpk.yaml for vox-adv-cpk.pth.tar),
+                else the shipped vox-256 config.
     """
 
     name: str = "auto"
@@ -40,6 +43,7 @@ class EngineConfig:
     device: str = "auto"
     half: bool | None = None
     backend: str = "auto"
+    model_config: str | None = None
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ from avatarify_app.engines.base import Engine
 from avatarify_app.errors import CheckpointError, ConfigError
 from avatarify_app.paths import find_checkpoint
 
-__all__ = ["Engine", "create_engine", "resolve_engine_name"]
+__all__ = ["Engine", "create_engine", "model_config_for", "resolve_engine_name"]
 
 
 def resolve_engine_name(config: EngineConfig) -> tuple[str, Path | None]:
@@ -20,6 +20,22 @@ def resolve_engine_name(config: EngineConfig) -> tuple[str, Path | None]:
     if config.name not in ("fomm", "landmarks"):
         raise ConfigError(f"Unknown engine {config.name!r}", "Use auto, fomm or landmarks.")
     return config.name, checkpoint
+
+
+def model_config_for(config: EngineConfig, checkpoint: Path) -> Path | None:
+    """The YAML that describes ``checkpoint``: the configured one, else one beside it, else None
+    (the shipped vox-256 config)."""
+    if config.model_config:
+        path = Path(config.model_config)
+        if not path.is_file():
+            raise ConfigError(f"Model config not found: {path}", "Pass the authors' YAML for this checkpoint.")
+        return path
+    stem = checkpoint.name.removesuffix(".tar").removesuffix(".pth")
+    for suffix in (".yaml", ".yml"):
+        beside = checkpoint.with_name(stem + suffix)
+        if beside.is_file():
+            return beside
+    return None
 
 
 def create_engine(config: EngineConfig, options: MotionOptions | None = None) -> Engine:
@@ -35,7 +51,7 @@ def create_engine(config: EngineConfig, options: MotionOptions | None = None) ->
             )
         from avatarify_app.engines.fomm import FommEngine
 
-        return FommEngine.from_config(config, checkpoint, options)
+        return FommEngine.from_config(config, checkpoint, options, model_params=model_config_for(config, checkpoint))
     from avatarify_app.engines.landmarks import LandmarkEngine
 
     return LandmarkEngine.from_config(config, options)

@@ -46,13 +46,17 @@ def read_checkpoint(path: str | Path) -> dict[str, dict[str, torch.Tensor]]:
             data = torch.load(p, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:
         text = str(err)
-        if "weights only" in text.lower() or "unsupported global" in text.lower():
+        # A GLOBAL/REDUCE naming a callable is what a code-running pickle needs; other unpickler
+        # complaints (an unknown opcode, say) mean random bytes, not an attack.
+        if any(k in text.lower() for k in ("unsupported global", "unsupported class", "reduce")):
             raise CheckpointError(
                 f"Refused to load {p}: it contains Python objects other than tensors, which could "
                 "run code when loaded.",
                 "Only use checkpoints from a source you trust; the authors' files load as they are.",
             ) from err
-        raise CheckpointError(f"{p} is not a PyTorch checkpoint ({_first_line(text)}).", GET_HINT) from err
+        reason = text.split("WeightsUnpickler error:", 1)[-1].strip()
+        raise CheckpointError(f"{p} is not a PyTorch checkpoint: corrupt, or another kind of file "
+                              f"({_first_line(reason)}).", GET_HINT) from err
     except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError, KeyError) as err:
         raise CheckpointError(
             f"Cannot read {p}: the file is truncated or not a PyTorch checkpoint ({_first_line(str(err))}).",

@@ -176,3 +176,17 @@ def test_data_parallel_prefix_is_accepted(tmp_path, tiny, randomized):
     torch.save({"kp_detector": {f"module.{k}": v for k, v in kp_detector.state_dict().items()},
                 "generator": generator.state_dict()}, path)
     load_fomm(path, tiny())
+
+
+def test_random_bytes_are_not_called_malicious(tmp_path):
+    """Garbage trips the same unpickler, but it is a broken file, not an attack: say so."""
+    from avatarify_app.errors import CheckpointError
+    from avatarify_app.models import load_fomm
+
+    path = tmp_path / "noise.pth.tar"
+    path.write_bytes(bytes([0x80, 0x02, 0x21]) + bytes(range(256)) * 8)
+    with pytest.raises(CheckpointError) as info:
+        load_fomm(path)
+    text = str(info.value)
+    assert "not a PyTorch checkpoint" in text and str(path) in text
+    assert "run code" not in text and "weights_only" not in text
