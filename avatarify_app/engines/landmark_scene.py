@@ -92,7 +92,7 @@ def extend(image: np.ndarray, margin: int, fill: str = "soft") -> np.ndarray:
     xs = np.arange(w + 2 * margin, dtype=np.float32)
     dy = np.maximum(margin - ys, ys - (h - 1 + margin)).clip(0)
     dx = np.maximum(margin - xs, xs - (w - 1 + margin)).clip(0)
-    t = np.clip(np.hypot(dy[:, None], dx[None, :]) / (0.5 * margin), 0.0, 1.0)
+    t = np.clip(np.hypot(dy[:, None], dx[None, :]) / (0.25 * margin), 0.0, 1.0)
     t = t[..., None] if out.ndim == 3 else t
     mixed = out.astype(np.float32) * (1.0 - t) + blurred.astype(np.float32) * t
     return np.ascontiguousarray(mixed.round().astype(image.dtype) if image.dtype == np.uint8 else mixed.astype(image.dtype))
