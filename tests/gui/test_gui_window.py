@@ -295,26 +295,31 @@ def _timer_delays(qtbot, until, minimum_ms: int) -> list[float]:
 def test_gui_thread_stays_responsive_while_frames_flow(qtbot, make_window):
     """Event-loop delay of a 10 ms timer while the engine works ~25 ms per frame.
 
-    The bound is on the delay our frames add: what the machine's own load costs (the same
-    timer with nothing running, measured first) is allowed on top, so a busy machine does
-    not fail the test and an idle one checks the plain 100 ms.
+    The bound is on the delay that showing the frames adds: the same timer with the same
+    session running but its frames not shown is measured first, and what that costs (the
+    machine's load, the worker threads) is allowed on top. An idle machine checks about
+    the plain 100 ms; a busy one does not fail for its own load.
     """
     from gui_fakes import Fakes
 
-    idle = float(np.percentile(_timer_delays(qtbot, lambda: True, 1000), 95))
     window = make_window(fakes=Fakes(engine_work_s=0.025))
     wait_frames(qtbot, window, 3)
     window.landmarks_check.setChecked(True)
+    window.controller.frame.disconnect(window._on_frame)
+    received = window.controller.frames_received
+    unshown = _timer_delays(qtbot, lambda: window.controller.frames_received - received > 10, 1500)
+    window.controller.frame.connect(window._on_frame)
+    base = float(np.percentile(unshown, 95))
     painted = window.avatar_view.frames_painted
     t0 = time.monotonic()
     delays = _timer_delays(qtbot, lambda: window.avatar_view.frames_painted - painted > 10, 2500)
     frames = window.avatar_view.frames_painted - painted
     p95 = float(np.percentile(delays, 95))
     print(f"event-loop delay p50 {np.percentile(delays, 50):.1f} ms, p95 {p95:.1f} ms "
-          f"(idle p95 {idle:.1f} ms), max {max(delays):.1f} ms over {len(delays)} ticks; {frames} frames in "
-          f"{time.monotonic() - t0:.1f} s")
+          f"(frames not shown: p95 {base:.1f} ms), max {max(delays):.1f} ms over {len(delays)} ticks; "
+          f"{frames} frames in {time.monotonic() - t0:.1f} s")
     assert frames > 10
-    assert p95 < 100 + idle
+    assert p95 < 100 + base
 
 
 def test_dropping_files_adds_portraits_and_videos(qtbot, make_window, tmp_path, clip, monkeypatch):
