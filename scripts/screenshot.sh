@@ -5,7 +5,8 @@
 #
 #   scripts/screenshot.sh [VIDEO] [extra app args...]
 #
-# VIDEO defaults to ../shared/media/Megamind.avi, else a generated clip. Settings go to a
+# VIDEO defaults to the demo clip assets/demo/driving.mp4 (what the app uses without a camera),
+# else ../shared/media/Megamind.avi, else a generated clip. Settings go to a
 # throw-away AVATARIFY_HOME (set SCREENSHOT_HOME to keep or preset one). Needs xvfb-run
 # (Debian: apt-get install -y xvfb); without it the offscreen Qt platform is used.
 set -euo pipefail
@@ -17,7 +18,9 @@ mkdir -p "$OUT"
 VIDEO=${1:-}
 [ $# -gt 0 ] && shift
 if [ -z "$VIDEO" ]; then
-  if [ -f ../shared/media/Megamind.avi ]; then
+  if [ -f assets/demo/driving.mp4 ]; then
+    VIDEO=assets/demo/driving.mp4
+  elif [ -f ../shared/media/Megamind.avi ]; then
     VIDEO=../shared/media/Megamind.avi
   else
     VIDEO="$OUT/screenshot_clip.avi"
