@@ -53,6 +53,7 @@ def vcam_backend():
     RecordingBackend.fail_with = None
     yield RecordingBackend
     RecordingBackend.fail_with = None
+    pyvirtualcam.camera.BACKENDS.pop(VCAM_BACKEND, None)  # else later tests find a "working" camera
 
 
 @pytest.fixture
