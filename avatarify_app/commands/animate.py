@@ -44,6 +44,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--output", required=True, help="output video (.mp4)")
     p.add_argument("--engine", choices=("auto", "fomm", "landmarks"), default="auto")
     p.add_argument("--checkpoint", help="FOMM checkpoint (default: the first found in checkpoints/)")
+    p.add_argument("--model-config", help="the authors' YAML for a checkpoint that is not vox-256 "
+                   "(default: a YAML beside the checkpoint with its name, else vox-256)")
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda", "mps"))
     mode = p.add_mutually_exclusive_group()
     mode.add_argument("--relative", dest="relative", action="store_true", default=True,
@@ -266,7 +268,7 @@ def run(args: argparse.Namespace) -> int:
     from avatarify_app.engines import create_engine
 
     options = MotionOptions(relative=args.relative, adapt_scale=args.adapt_scale)
-    config = EngineConfig(name=args.engine, checkpoint=args.checkpoint, device=getattr(args, "device", "auto"))
+    config = EngineConfig(name=args.engine, checkpoint=args.checkpoint, model_config=getattr(args, "model_config", None), device=getattr(args, "device", "auto"))
     image = load_image(args.source)
     if args.no_crop:
         src_crop, src_lms, aligned = as_frame(resize(image, (CROP, CROP))), None, None

@@ -35,6 +35,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--video", required=True, help="video of a talking face")
     p.add_argument("--engine", choices=("auto", "fomm", "landmarks"), default="auto")
     p.add_argument("--checkpoint", help="FOMM checkpoint (default: the first found in checkpoints/)")
+    p.add_argument("--model-config", help="the authors' YAML for a checkpoint that is not vox-256 "
+                   "(default: a YAML beside the checkpoint with its name, else vox-256)")
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda", "mps"))
     p.add_argument("--no-crop", action="store_true", help="frames are already aligned face crops")
     p.add_argument("--moving-crop", action="store_true",
@@ -146,7 +148,7 @@ def run(args: argparse.Namespace) -> int:
     shots = load_shots(args.video, args.no_crop, args.moving_crop, args.max_frames)
     if not shots:
         raise NoFaceError(f"No face was found in {args.video}.", "Use a video of a clearly visible face.")
-    config = EngineConfig(name=args.engine, checkpoint=args.checkpoint, device=args.device)
+    config = EngineConfig(name=args.engine, checkpoint=args.checkpoint, model_config=getattr(args, "model_config", None), device=args.device)
     engine = create_engine(config, MotionOptions())
     probe = None if args.no_landmark_metrics else MeshProbe()
     total = sum(len(s) for s in shots)
