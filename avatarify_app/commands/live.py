@@ -148,8 +148,20 @@ def run(args: argparse.Namespace) -> int:
     def on_error(event) -> None:
         print(f"[{event.stage}] {event.message}", file=sys.stderr, flush=True)
 
+    calibration: dict = {}
+
+    def on_reference(event) -> None:
+        if event.reason == "auto" and event.crop is not None:
+            calibration["pose_match"] = event.pose_match
+            print(f"auto-calibration picked the reference (pose match {100 * (event.pose_match or 0):.0f}%)",
+                  file=out, flush=True)
+
     session.add_frame_observer(on_frame)
     session.add_error_observer(on_error)
+    session.add_reference_observer(on_reference)
+    if args.auto_calibrate > 0:
+        # Posted before start: it runs before the first frame, so the pick is among the first N.
+        session.auto_calibrate(args.auto_calibrate)
     mode = "real time, newest frame wins" if getattr(source, "realtime", True) else "every frame (unpaced)"
     print(f"source: {source.name} ({mode}); avatar: {avatar}; engine: {args.engine}", file=out, flush=True)
     t_start = time.perf_counter()
@@ -186,6 +198,7 @@ def run(args: argparse.Namespace) -> int:
         "recording": ({"path": str(recorder.path), "frames": recorder.frames_written, "codec": recorder.codec}
                       if recorder is not None else None),
         "stopped_by": "ctrl-c" if interrupted else "frames" if done.is_set() else "end of video",
+        "calibration": calibration or None,
     }
     print(f"summary: {stats.frames} frames in {elapsed:.1f} s, {stats.fps:.1f} fps, latency p50 "
           f"{stats.latency_ms_p50:.0f} ms / p95 {stats.latency_ms_p95:.0f} ms, dropped {stats.dropped}, "

@@ -39,14 +39,16 @@ def test_live_records_every_frame_of_a_video(media_dir, tmp_path, capsys):
         assert "virtual camera: unavailable" in text and ("modprobe" in text or "OBS" in text)
 
 
-def test_live_stops_after_n_frames(media_dir, tmp_path, capsys):
+def test_live_stops_after_n_frames_and_auto_calibrates(media_dir, tmp_path, capsys):
     code = main(["live", "--headless", "--camera", str(media_dir / "Megamind.avi"), "--no-vcam",
                  "--avatar", str(media_dir / "mona.jpg"), "--engine", "landmarks", "--frames", "15",
-                 "--stats-every", "0", "--json"])
+                 "--auto-calibrate", "5", "--stats-every", "0", "--json"])
     text = capsys.readouterr().out
     assert code == 0
     summary = json.loads(text.strip().splitlines()[-1])
     assert summary["stopped_by"] == "frames" and 15 <= summary["frames"] < 60
+    assert "auto-calibration picked the reference" in text  # among the first 5 face frames
+    assert 0.0 <= summary["calibration"]["pose_match"] <= 1.0
 
 
 def test_live_with_an_avatar_without_a_face_fails_clearly(tmp_path, capsys):
