@@ -54,6 +54,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--engine", choices=ENGINE_NAMES, default="auto",
                    help="auto = FOMM when a checkpoint is found, else landmarks")
     p.add_argument("--checkpoint", help="FOMM checkpoint (.pth.tar); default: search checkpoints/")
+    p.add_argument("--model-config", help="the authors' YAML for a checkpoint that is not vox-256 "
+                   "(default: a YAML beside the checkpoint with its name, else vox-256)")
     p.add_argument("--device", choices=DEVICE_NAMES, default="auto")
     p.add_argument("--no-vcam", action="store_true", help="do not open the virtual camera")
     p.add_argument("--vcam-size", type=parse_size, default=(1280, 720), metavar="WxH",
@@ -135,7 +137,8 @@ def run(args: argparse.Namespace) -> int:
 
     options = LiveOptions(mirror=args.mirror,
                           motion=MotionOptions(relative=not args.absolute, adapt_scale=not args.no_adapt_scale))
-    engine_config = EngineConfig(name=args.engine, checkpoint=args.checkpoint, device=args.device)
+    engine_config = EngineConfig(name=args.engine, checkpoint=args.checkpoint, device=args.device,
+                                 model_config=args.model_config)
     session = Session(source, engine_config=engine_config, options=options, sinks=sinks, avatar=avatar)
     done = threading.Event()
     counted = [0]
