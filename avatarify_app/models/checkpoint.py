@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import pickle
+import pickletools
 import warnings
 import zipfile
 from collections.abc import Mapping
@@ -33,6 +34,33 @@ GET_HINT = "Use the authors' vox-cpk.pth.tar or vox-adv-cpk.pth.tar (see checkpo
 CONFIG_HINT = "Pass the model config the checkpoint was trained with (model_params YAML)."
 
 
+_SAFE_MODULES = ("torch", "collections", "numpy")
+
+
+def _foreign_globals(path: Path) -> list[str]:
+    """Callables outside torch/collections/numpy that the file's pickle names, found by reading
+    its opcodes (pickletools never runs anything). Empty when the bytes are not a pickle."""
+    try:
+        if zipfile.is_zipfile(path):
+            with zipfile.ZipFile(path) as archive:
+                member = next((n for n in archive.namelist() if n.endswith("data.pkl")), None)
+                data = archive.read(member) if member else b""
+        else:
+            data = path.read_bytes()
+        names: list[str] = []
+        strings: list[str] = []
+        for op, arg, _pos in pickletools.genops(data):
+            if op.name == "GLOBAL":
+                names.append(str(arg).replace(" ", "."))
+            elif op.name == "STACK_GLOBAL" and len(strings) >= 2:
+                names.append(f"{strings[-2]}.{strings[-1]}")
+            elif isinstance(arg, str):
+                strings.append(arg)
+    except (ValueError, OSError, EOFError, KeyError, IndexError, zipfile.BadZipFile):  # not a pickle
+        return []
+    return [n for n in dict.fromkeys(names) if not n.startswith(_SAFE_MODULES)]
+
+
 def read_checkpoint(path: str | Path) -> dict[str, dict[str, torch.Tensor]]:
     """{'kp_detector': state_dict, 'generator': state_dict} from a checkpoint file, safely."""
     p = Path(path)
@@ -46,12 +74,14 @@ def read_checkpoint(path: str | Path) -> dict[str, dict[str, torch.Tensor]]:
             data = torch.load(p, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:
         text = str(err)
-        # A GLOBAL/REDUCE naming a callable is what a code-running pickle needs; other unpickler
+        # A GLOBAL naming a callable is what a code-running pickle needs; other unpickler
         # complaints (an unknown opcode, say) mean random bytes, not an attack.
-        if any(k in text.lower() for k in ("unsupported global", "unsupported class", "reduce")):
+        foreign = _foreign_globals(p)
+        if foreign or any(k in text.lower() for k in ("unsupported global", "unsupported class")):
+            named = f" ({', '.join(foreign[:3])})" if foreign else ""
             raise CheckpointError(
-                f"Refused to load {p}: it contains Python objects other than tensors, which could "
-                "run code when loaded.",
+                f"Refused to load {p}: it contains Python objects other than tensors{named}, which "
+                "could run code when loaded. Nothing in it was run.",
                 "Only use checkpoints from a source you trust; the authors' files load as they are.",
             ) from err
         reason = text.split("WeightsUnpickler error:", 1)[-1].strip()

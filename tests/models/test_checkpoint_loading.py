@@ -66,7 +66,7 @@ def test_malicious_pickle_is_refused_without_running(tmp_path, as_zip):
         load_fomm(path)
     assert not target.exists(), "loading the checkpoint ran code"
     assert str(path) in str(info.value)
-    assert "refused" in str(info.value).lower() or "not a pytorch" in str(info.value).lower()
+    assert "refused" in str(info.value).lower() and "open" in str(info.value)
     if not as_zip:  # the payload is real: plain unpickling does create the file
         with path.open("rb") as fh:
             pickle.load(fh)  # demonstrating the danger on purpose
