@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from avatarify_app.config import ENGINE_NAMES
 
@@ -24,4 +25,10 @@ def run(args: argparse.Namespace) -> int:
     from avatarify_app.gui.app import run_app  # Qt is loaded only for this command
 
     return run_app(camera=args.camera, avatar=args.avatar, engine=args.engine, checkpoint=args.checkpoint,
-                   virtual_camera=not args.no_vcam, screenshot=args.screenshot, quit_after=args.quit_after)
+                   virtual_camera=not args.no_vcam, screenshot=args.screenshot, quit_after=args.quit_after,
+                   on_screenshot=_report_screenshot)
+
+
+def _report_screenshot(path: Path, frames: int) -> None:
+    """The command's own output for --screenshot: where the picture went."""
+    print(f"screenshot: {path} ({frames} frames shown)", flush=True)

@@ -6,6 +6,7 @@ import logging
 import os
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from PySide6.QtCore import QTimer
@@ -36,11 +37,13 @@ def run_app(
     screenshot: str | None = None,
     quit_after: float | None = None,
     min_frames: int = 30,
+    on_screenshot: Callable[[Path, int], None] | None = None,
 ) -> int:
     """Open the app; returns the exit code.
 
     screenshot/quit_after: once ``min_frames`` frames were shown (or ``quit_after``
     seconds passed), save a PNG of the window to ``screenshot`` and quit.
+    on_screenshot(path, frames_shown): called once the PNG is saved (the command reports it).
     """
     use_own_qt_plugins()
     app = QApplication.instance() or QApplication(sys.argv[:1])
@@ -51,7 +54,7 @@ def run_app(
     window.show()
     QTimer.singleShot(0, window.start)
     if screenshot or quit_after:
-        _arm_auto_quit(app, window, screenshot, quit_after, min_frames)
+        _arm_auto_quit(app, window, screenshot, quit_after, min_frames, on_screenshot)
     app.aboutToQuit.connect(window.shutdown)
     code = app.exec()
     window.shutdown()
@@ -59,7 +62,8 @@ def run_app(
 
 
 def _arm_auto_quit(app: QApplication, window: MainWindow, screenshot: str | None,
-                   quit_after: float | None, min_frames: int) -> None:
+                   quit_after: float | None, min_frames: int,
+                   on_screenshot: Callable[[Path, int], None] | None) -> None:
     started = time.monotonic()
     limit = quit_after if quit_after else 60.0
     timer = QTimer(window)
@@ -74,7 +78,9 @@ def _arm_auto_quit(app: QApplication, window: MainWindow, screenshot: str | None
             target = Path(screenshot)
             target.parent.mkdir(parents=True, exist_ok=True)
             window.grab().save(str(target))
-            print(f"screenshot: {target} ({frames} frames shown)", flush=True)
+            log.info("screenshot saved to %s (%d frames shown)", target, frames)
+            if on_screenshot is not None:
+                on_screenshot(target, frames)
         app.quit()
 
     timer.timeout.connect(check)

@@ -220,24 +220,24 @@ def test_bad_checkpoint_shows_error_and_keeps_previous_engine(qtbot, make_window
 
 
 def test_no_camera_says_so_and_offers_a_video(qtbot, make_window, monkeypatch, clip):
-    from avatarify_app.gui import main_window
+    from avatarify_app.gui import sources
 
-    monkeypatch.setattr(main_window.pipeline, "list_cameras", lambda *a, **k: [])
-    monkeypatch.setattr(main_window, "demo_videos", lambda: [])
+    monkeypatch.setattr(sources.pipeline, "list_cameras", lambda *a, **k: [])
+    monkeypatch.setattr(sources, "demo_videos", lambda: [])
     window = make_window(camera="", scan_cameras=True)
     qtbot.waitUntil(lambda: "No camera" in window.camera_view.message(), timeout=TIMEOUT)
     assert window.open_video_button.isVisible()
-    monkeypatch.setattr(main_window.QFileDialog, "getOpenFileName", lambda *a, **k: (str(clip), ""))
+    monkeypatch.setattr(sources.QFileDialog, "getOpenFileName", lambda *a, **k: (str(clip), ""))
     window.open_video_button.click()
     wait_frames(qtbot, window, 3)
     assert not window.open_video_button.isVisible()
 
 
 def test_no_camera_uses_the_demo_video(qtbot, make_window, monkeypatch, clip):
-    from avatarify_app.gui import main_window
+    from avatarify_app.gui import sources
 
-    monkeypatch.setattr(main_window.pipeline, "list_cameras", lambda *a, **k: [])
-    monkeypatch.setattr(main_window, "demo_videos", lambda: [clip])
+    monkeypatch.setattr(sources.pipeline, "list_cameras", lambda *a, **k: [])
+    monkeypatch.setattr(sources, "demo_videos", lambda: [clip])
     window = make_window(camera="", scan_cameras=True)
     wait_frames(qtbot, window, 3)
     assert window._source_spec == str(clip)
