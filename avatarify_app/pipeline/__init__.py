@@ -1,18 +1,18 @@
 """The live pipeline: sources, the session (capture + inference threads), sinks, stats.
 
-See ``docs/CONTRACTS.md`` (pipeline) and ``session.py`` for threads and output policy.
+See ``docs/CONTRACTS.md`` (pipeline) and ``session.py`` for threads, output policy and where each
+part of the session lives.
 """
 
-from avatarify_app.pipeline.session import (
+from avatarify_app.pipeline.events import (
     REFERENCE_REASONS,
     STATUSES,
     ErrorEvent,
     FrameEvent,
-    LatestSlot,
     ReferenceEvent,
-    Session,
     placeholder_frame,
 )
+from avatarify_app.pipeline.session import Session
 from avatarify_app.pipeline.sinks import (
     NullSink,
     PreviewSink,
@@ -21,6 +21,7 @@ from avatarify_app.pipeline.sinks import (
     VirtualCameraSink,
     virtual_camera_help,
 )
+from avatarify_app.pipeline.slot import LatestSlot
 from avatarify_app.pipeline.sources import (
     CameraInfo,
     CameraSource,

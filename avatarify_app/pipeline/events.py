@@ -1,0 +1,60 @@
+"""What a live session tells its observers: frame, reference and error events, and their vocabularies."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import cv2
+import numpy as np
+
+STATUSES = ("ok", "no_face", "passthrough", "no_avatar", "calibrating", "no_engine", "error")
+STAGES = ("source", "tracking", "engine", "sink", "avatar")
+# Why the reference changed (ReferenceEvent.reason).
+REFERENCE_REASONS = ("first_frame", "recalibrate", "auto", "set", "mirror")
+
+
+@dataclass(frozen=True)
+class FrameEvent:
+    """One processed frame (arrays are shared with the sinks: treat them as read-only)."""
+
+    index: int
+    t_capture: float
+    camera: np.ndarray  # the camera frame, mirrored if asked
+    crop: np.ndarray | None  # the driving face crop (engine size) or None
+    box: Any  # tracking.CropBox in camera px, or None
+    landmarks: np.ndarray | None  # (468, 2) camera px, or None
+    output: np.ndarray  # what the sinks got
+    status: str
+    pose_match: float | None  # avatar vs driving pose in [0, 1]
+    debug: dict[str, np.ndarray] = field(default_factory=dict)
+    avatar: np.ndarray | None = None  # the aligned avatar crop the engine animates (engine size)
+
+
+@dataclass(frozen=True)
+class ReferenceEvent:
+    """The reference changed (see ``session.py``'s docstring). Arrays are copies owned by the event."""
+
+    crop: np.ndarray | None  # the driving crop now used as the reference; None = cleared
+    landmarks: np.ndarray | None  # its landmarks in crop px, or None
+    reason: str  # one of REFERENCE_REASONS
+    request: int | None  # what recalibrate()/auto_calibrate()/set_reference() returned; None otherwise
+    mirror: bool  # whether the camera was mirrored for this reference
+    pose_match: float | None = None  # the avatar vs reference pose match, when known
+
+
+@dataclass(frozen=True)
+class ErrorEvent:
+    stage: str  # one of STAGES
+    error: BaseException
+    message: str  # what to tell the user
+
+
+def placeholder_frame(text: str, size: int = 256) -> np.ndarray:
+    """A neutral dark card with one line of text (what goes out instead of garbage)."""
+    frame = np.full((size, size, 3), 32, np.uint8)
+    scale = size / 512
+    (tw, th), _ = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, 1)
+    org = ((size - tw) // 2, (size + th) // 2)
+    cv2.putText(frame, text, org, cv2.FONT_HERSHEY_SIMPLEX, scale, (200, 200, 200), 1, cv2.LINE_AA)
+    return frame

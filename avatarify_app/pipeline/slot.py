@@ -1,0 +1,56 @@
+"""The latest-frame slot: a one-item hand-over from the capture thread to the inference thread.
+
+A real-time producer overwrites a waiting item (counted in ``dropped``: newest frame wins,
+nothing queues); a lossless one waits until the previous item was taken. The end of a
+finite source is handed over as ``(generation, END)``, which is never counted as dropped.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+EMPTY = object()  # what take() returns when there was nothing to take
+END = object()  # the capture thread hands over (generation, END) when a finite source ended
+
+
+def is_end(item: Any) -> bool:
+    return item is END or (isinstance(item, tuple) and len(item) == 2 and item[1] is END)
+
+
+class LatestSlot:
+    """A one-item hand-over between the capture and inference threads."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._item: Any = EMPTY
+        self._closed = False
+        self.dropped = 0
+
+    def put(self, item: Any, wait: bool = False) -> bool:
+        """Store ``item``; a waiting item is replaced (and counted) unless ``wait``. False when closed."""
+        with self._cond:
+            while wait and self._item is not EMPTY and not self._closed:
+                self._cond.wait(0.1)
+            if self._closed:
+                return False
+            if self._item is not EMPTY and not is_end(self._item):
+                self.dropped += 1
+            self._item = item
+            self._cond.notify_all()
+            return True
+
+    def take(self, timeout: float) -> Any:
+        """The item, or ``EMPTY`` after ``timeout`` seconds or when closed."""
+        with self._cond:
+            if self._item is EMPTY and not self._closed:
+                self._cond.wait(timeout)
+            item, self._item = self._item, EMPTY
+            if item is not EMPTY:
+                self._cond.notify_all()
+            return item
+
+    def close(self) -> None:
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
