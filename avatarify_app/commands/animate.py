@@ -38,15 +38,20 @@ CROP = 256
 CUT_THRESHOLD = 12.0  # mean abs difference (0-255) of 64x48 thumbnails that marks a scene cut
 
 
-def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--source", required=True, help="portrait image (the avatar)")
-    p.add_argument("--driving", required=True, help="driving video (a face that moves and talks)")
-    p.add_argument("--output", required=True, help="output video (.mp4)")
+def add_engine_arguments(p: argparse.ArgumentParser) -> None:
+    """--engine, --checkpoint, --model-config, --device: which engine runs, on what (animate, evaluate)."""
     p.add_argument("--engine", choices=("auto", "fomm", "landmarks"), default="auto")
     p.add_argument("--checkpoint", help="FOMM checkpoint (default: the first found in checkpoints/)")
     p.add_argument("--model-config", help="the authors' YAML for a checkpoint that is not vox-256 "
                    "(default: a YAML beside the checkpoint with its name, else vox-256)")
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda", "mps"))
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--source", required=True, help="portrait image (the avatar)")
+    p.add_argument("--driving", required=True, help="driving video (a face that moves and talks)")
+    p.add_argument("--output", required=True, help="output video (.mp4)")
+    add_engine_arguments(p)
     mode = p.add_mutually_exclusive_group()
     mode.add_argument("--relative", dest="relative", action="store_true", default=True,
                       help="transfer motion relative to the first (or best) driving frame (default)")

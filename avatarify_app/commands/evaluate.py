@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
+from avatarify_app.commands.animate import add_engine_arguments
 from avatarify_app.config import EngineConfig, MotionOptions
 from avatarify_app.errors import NoFaceError
 
@@ -33,11 +34,7 @@ MIN_SHOT = 2
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--video", required=True, help="video of a talking face")
-    p.add_argument("--engine", choices=("auto", "fomm", "landmarks"), default="auto")
-    p.add_argument("--checkpoint", help="FOMM checkpoint (default: the first found in checkpoints/)")
-    p.add_argument("--model-config", help="the authors' YAML for a checkpoint that is not vox-256 "
-                   "(default: a YAML beside the checkpoint with its name, else vox-256)")
-    p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda", "mps"))
+    add_engine_arguments(p)
     p.add_argument("--no-crop", action="store_true", help="frames are already aligned face crops")
     p.add_argument("--moving-crop", action="store_true",
                    help="crop each frame with the tracker's smoothed box instead of one box per shot")

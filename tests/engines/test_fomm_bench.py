@@ -9,19 +9,12 @@ import sys
 from pathlib import Path
 
 import pytest
+from fomm_helpers import tiny_params
 
 import avatarify_app.models as models
 from avatarify_app.commands import bench_fomm
 
-TINY = {
-    "common_params": {"num_kp": 4, "num_channels": 3, "estimate_jacobian": True},
-    "kp_detector_params": {"temperature": 0.1, "block_expansion": 4, "max_features": 16,
-                           "scale_factor": 0.25, "num_blocks": 3},
-    "generator_params": {"block_expansion": 8, "max_features": 16, "num_down_blocks": 2,
-                         "num_bottleneck_blocks": 2, "estimate_occlusion_map": True,
-                         "dense_motion_params": {"block_expansion": 8, "max_features": 16,
-                                                 "num_blocks": 3, "scale_factor": 0.25}},
-}
+TINY = tiny_params()
 
 
 @pytest.mark.parametrize("backend", ["torch", "onnx"])

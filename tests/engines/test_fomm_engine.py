@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from fomm_helpers import randomize, tiny_params
 
 from avatarify_app.config import EngineConfig, MotionOptions
 from avatarify_app.engines.base import Engine
@@ -14,39 +15,13 @@ from avatarify_app.models import build_models, load_model_params
 from avatarify_app.motion import relative_keypoints
 
 SIZE = 64
-PARAMS = {
-    "common_params": {"num_kp": 4, "num_channels": 3, "estimate_jacobian": True},
-    "kp_detector_params": {"temperature": 0.1, "block_expansion": 4, "max_features": 16,
-                           "scale_factor": 0.25, "num_blocks": 3},
-    "generator_params": {"block_expansion": 8, "max_features": 16, "num_down_blocks": 2,
-                         "num_bottleneck_blocks": 2, "estimate_occlusion_map": True,
-                         "dense_motion_params": {"block_expansion": 8, "max_features": 16,
-                                                 "num_blocks": 3, "scale_factor": 0.25}},
-}
-
-
-def _randomize(module, seed):
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for name, t in module.state_dict().items():
-            if not t.is_floating_point() or name.endswith("down.weight"):
-                continue
-            if name.endswith("running_var") or ("norm" in name and name.endswith("weight")):
-                t.copy_(torch.rand(t.shape, generator=g) + 0.5)
-            elif name.endswith("running_mean") or name.endswith(".bias"):
-                t.copy_(torch.randn(t.shape, generator=g) * 0.1)
-            else:
-                t.copy_(torch.randn(t.shape, generator=g) / max(1, t[0].numel()) ** 0.5)
-        if getattr(module, "jacobian", None) is not None:
-            module.jacobian.weight.mul_(0.1)
-            module.jacobian.bias.copy_(torch.tensor([1.0, 0.0, 0.0, 1.0]).repeat(module.num_jacobian_maps))
-    return module.eval()
+PARAMS = tiny_params()
 
 
 @pytest.fixture(scope="module")
 def models():
     kp_detector, generator = build_models(load_model_params(PARAMS))
-    return _randomize(kp_detector, 3), _randomize(generator, 4)
+    return randomize(kp_detector, 3), randomize(generator, 4)
 
 
 def _frames(n, seed=0):
@@ -205,6 +180,6 @@ def test_onnx_backend_matches_torch_and_keeps_sources_apart(models, isolated_hom
     assert again.onnx_dir == folder
     assert {p.name: p.stat().st_mtime_ns for p in folder.glob("*.onnx")} == stamp
     # Different weights, different cache entry.
-    changed = (models[0], _randomize(build_models(load_model_params(PARAMS))[1], 99))
+    changed = (models[0], randomize(build_models(load_model_params(PARAMS))[1], 99))
     assert FommEngine(*changed, backend="onnx", size=SIZE).onnx_dir != folder
     onnx.close()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from fomm_helpers import tiny_params
 
 from avatarify_app.engines.fomm_fuse import SubPixelUpBlock, fold_batchnorm, fuse_for_inference
 from avatarify_app.engines.fomm_winograd import TiledWinogradConv, from_blocks, to_blocks
@@ -90,15 +91,7 @@ def test_fused_models_match(tiny_models):
 
 @pytest.fixture
 def tiny_models():
-    params = {
-        "common_params": {"num_kp": 3, "num_channels": 3, "estimate_jacobian": True},
-        "kp_detector_params": {"temperature": 0.1, "block_expansion": 4, "max_features": 16,
-                               "scale_factor": 0.25, "num_blocks": 3},
-        "generator_params": {"block_expansion": 8, "max_features": 16, "num_down_blocks": 2,
-                             "num_bottleneck_blocks": 2, "estimate_occlusion_map": True,
-                             "dense_motion_params": {"block_expansion": 8, "max_features": 16,
-                                                     "num_blocks": 3, "scale_factor": 0.25}},
-    }
+    params = tiny_params(**{"common_params.num_kp": 3})
     models = build_models(load_model_params(params))
     for seed, m in enumerate(models):
         for i, bn in enumerate(x for x in m.modules() if isinstance(x, torch.nn.BatchNorm2d)):
