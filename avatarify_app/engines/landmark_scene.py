@@ -78,16 +78,21 @@ def extend(image: np.ndarray, margin: int, fill: str = "soft") -> np.ndarray:
 
     "replicate" repeats the edge pixels (streaks along the motion), "reflect" mirrors the
     image (sharp mirrored features), "soft" mirrors it and fades the mirror image into a
-    blurred copy of itself with the distance from the edge (no streaks, no sharp mirror)."""
+    blurred copy of itself with the distance from the edge (no streaks, no sharp mirror),
+    "smear" fades the mirror image into a blurred copy of the repeated edge instead: what
+    touches the edge continues past it in its own colours, blurred along the edge (no
+    mirrored feature far out: no second copy of the hair, no reflected helmet ring smeared
+    into a grey band; the mirror's texture right at the edge: no streaks)."""
     if margin <= 0:
         return np.ascontiguousarray(image)
     mode = cv2.BORDER_REPLICATE if fill == "replicate" else cv2.BORDER_REFLECT_101
     out = cv2.copyMakeBorder(image, margin, margin, margin, margin, mode)
-    if fill != "soft":
+    if fill not in ("soft", "smear"):
         return out
     h, w = image.shape[:2]
     sigma = margin / 3.0
-    blurred = cv2.GaussianBlur(out, (0, 0), sigma)
+    far = out if fill == "soft" else cv2.copyMakeBorder(image, margin, margin, margin, margin, cv2.BORDER_REPLICATE)
+    blurred = cv2.GaussianBlur(far, (0, 0), sigma)
     ys = np.arange(h + 2 * margin, dtype=np.float32)
     xs = np.arange(w + 2 * margin, dtype=np.float32)
     dy = np.maximum(margin - ys, ys - (h - 1 + margin)).clip(0)
@@ -96,6 +101,25 @@ def extend(image: np.ndarray, margin: int, fill: str = "soft") -> np.ndarray:
     t = t[..., None] if out.ndim == 3 else t
     mixed = out.astype(np.float32) * (1.0 - t) + blurred.astype(np.float32) * t
     return np.ascontiguousarray(mixed.round().astype(image.dtype) if image.dtype == np.uint8 else mixed.astype(image.dtype))
+
+
+def continuation(size: int, margin: int, centre: np.ndarray, down: np.ndarray, start: float,
+                 ramp: float, fade: float) -> np.ndarray:
+    """How far the person layer reaches past the crop's edge, per pixel of the crop extended by
+    ``margin`` ((size + 2 margin)^2 float32, 1 inside the crop).
+
+    Past an edge point that lies more than ``start`` px below ``centre`` along ``down`` (the
+    body: neck, shoulders, a cut-off suit) the person continues (1); past the rest (the top of
+    the head, hair at the sides) it ends within ``fade`` px, so that what lies behind the
+    person shows there instead of a mirrored or repeated copy of the hair. ``ramp``: the
+    width (px along ``down``) of the change between the two."""
+    n = size + 2 * margin
+    c = np.arange(n, dtype=np.float32) - margin
+    q = np.clip(c, 0.0, size - 1.0)  # nearest crop coordinate
+    d = np.hypot((c - q)[:, None], (c - q)[None, :])  # distance past the edge (rows y, cols x)
+    along = (q[None, :] - centre[0]) * down[0] + (q[:, None] - centre[1]) * down[1]
+    body = np.clip((along - start) / max(ramp, 1e-6) + 0.5, 0.0, 1.0)
+    return (body + (1.0 - body) * np.exp(-d / max(fade, 1e-6))).astype(np.float32)
 
 
 def soften(sim: lm.Similarity, centre: np.ndarray, deadzone: float, radius: float) -> lm.Similarity | None:

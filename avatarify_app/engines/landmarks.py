@@ -25,8 +25,11 @@ The FOMM idea (Siarohin et al. 2019) with keypoints that need no training:
 - layers: the person (mediapipe selfie segmentation of the source, united with the face
   oval, grown by its outline) is warped by that flow and composed over what lies behind it
   (the source with the person inpainted), which moves only with the background keypoint;
-- past the crop's edge the warps find the source extended by a mirror image that fades into
-  a blur (``landmark_scene.extend``): no streaks where the body moves in from the edge.
+- past the crop's edge the person continues only where the body runs through the edge (below
+  the face): a mirror image right at the edge fading into a blur of the repeated edge pixels
+  (``landmark_scene.extend``: no mirrored helmet ring smeared into a grey band); past the top of the head and hair at the sides
+  the person ends within a few px (``landmark_scene.continuation``) and what lies behind it
+  shows, extended by a mirror image fading into a blur: no second copy of the hair.
 
 Everything that depends on the source alone is cached in ``set_source``.
 """
@@ -69,8 +72,12 @@ class LandmarkParams:
     bg_deadzone: float = 1.0  # ... less this much (px): flow noise must not make a still background shimmer
     border_amp: float = 30.0  # background weight at the border (where the source shows no person) ...
     border_tau: float = 1.5  # ... decaying with this length (px) into the crop
-    edge_fill: str = "soft"  # past the crop's edge: "soft" (mirror fading into blur), "reflect" or "replicate"
+    edge_fill: str = "smear"  # the person past the crop's edge: "smear" (mirror fading into the blurred
+    # repeated edge), "soft" (mirror fading into blur), "reflect" or "replicate" ...
+    plate_fill: str = "soft"  # ... what lies behind the person (background: a mirror of it is background) ...
     edge_margin: float = 24.0  # ... that far (px); beyond it the extended edge repeats
+    edge_body: float = 0.6  # the person continues past the edge below this many face sizes under the face centre ...
+    edge_fade: float = 3.0  # ... and elsewhere (the top of the head, hair) ends within this (px) past the edge
     person_grow: float = 2.0  # the person layer reaches this far (px) past the segmentation (its own outline)
     region_amp: float = 40.0  # weight of an opening's interior map
     mouth_darken: float = 0.55  # how dark a newly opened mouth interior gets
@@ -197,8 +204,10 @@ class LandmarkEngine:
         r = p.flow_res
         person_c = cv2.resize(alpha, (r, r), interpolation=cv2.INTER_AREA)
         self._src = {
-            "alpha": ls.extend(alpha, self._margin, "replicate") if p.layered else None,
-            "plate": None if plate is None else ls.extend(plate, self._margin, p.edge_fill),
+            "alpha": ls.extend(alpha, self._margin, "replicate") * ls.continuation(
+                self.size, self._margin, pts.mean(0), down, p.edge_body * face_size, 0.3 * face_size,
+                p.edge_fade * k256) if p.layered else None,
+            "plate": None if plate is None else ls.extend(plate, self._margin, p.plate_fill),
             "plate_in": plate,
             "image_x": ls.extend(image, self._margin, p.edge_fill),
             "border_w": self._border_w * (1.0 - person_c) + 1e-6,

@@ -233,7 +233,7 @@ def test_background_dead_zone_and_edge_extension():
     moved = soften(Similarity(np.eye(2), np.array([3.0, 4.0])), c, 1.0, 128.0)
     np.testing.assert_allclose(moved.apply(c[None])[0] - c, (2.4, 3.2), atol=1e-9)  # 5 px -> 4 px
     image = np.random.default_rng(1).integers(0, 256, (32, 32, 3), dtype=np.uint8)
-    for fill in ("soft", "reflect", "replicate"):
+    for fill in ("soft", "smear", "reflect", "replicate"):
         big = extend(image, 8, fill)
         assert big.shape == (48, 48, 3) and big.dtype == np.uint8
         np.testing.assert_array_equal(big[8:-8, 8:-8], image)
@@ -241,3 +241,50 @@ def test_background_dead_zone_and_edge_extension():
     # "soft": far past the edge only the blurred mirror is left (no sharp detail to streak or mirror).
     soft = extend(image, 8, "soft").astype(np.float32)
     assert np.abs(np.diff(soft[:2, 8:-8], axis=1)).mean() < 0.25 * np.abs(np.diff(image.astype(np.float32), axis=1)).mean()
+
+
+def test_smear_continues_the_edge_colours_not_a_mirror_image():
+    from avatarify_app.engines.landmark_scene import extend
+
+    image = np.zeros((32, 32, 3), np.uint8)
+    image[..., 2] = 255  # blue ...
+    image[:2] = (255, 0, 0)  # ... with a red top edge (hair touching the crop's top)
+    big = extend(image, 8, "smear")
+    assert big.shape == (48, 48, 3)
+    np.testing.assert_array_equal(big[8:-8, 8:-8], image)
+    far = big[0, 16:-16].astype(np.float32).mean(0)
+    assert far[0] > 240 and far[2] < 15, far  # the edge's own colour, no mirrored blue interior
+    mirrored = extend(image, 8, "soft")[0, 16:-16].astype(np.float32).mean(0)
+    assert mirrored[2] > 60  # (the mirror brings the interior back past the edge)
+
+
+def test_revealed_edges_show_background_above_the_head_and_the_body_below(source):
+    """Hair cut off by the crop's top: when the head moves down, what is revealed above it is
+    background (no second, mirrored copy of the hair); the body cut off by the bottom edge:
+    when it moves up, the bottom keeps the edge's colours (no grey band of the mirrored,
+    blurred helmet ring)."""
+    crop, lms = source
+    z = cv2.getRotationMatrix2D((128.0, 150.0), 0.0, 1.25)  # a tighter crop: the hair touches the top
+    tight = cv2.warpAffine(crop, z, (256, 256), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT_101)
+    tight_lms = (lms @ z[:, :2].T + z[:, 2]).astype(np.float32)
+    hair = tight[:4].astype(np.float32).mean((0, 2)) < 140
+    bg = tight[:4].astype(np.float32).mean((0, 2)) > 170
+    assert hair.sum() > 40 and bg.sum() > 40
+    eng = LandmarkEngine()
+    try:
+        eng.set_source(tight, tight_lms)
+        eng.set_reference(tight, tight_lms)
+        down = np.float32([[1, 0, 0], [0, 1, 22.0]])
+        driving, _, _ = _person_moved(tight, tight_lms, down)
+        out = eng.predict(driving, tight_lms + np.float32([0.0, 22.0])).astype(np.float32)
+        above = out[:8, hair].mean()
+        assert above > 0.5 * (tight[:8, hair].mean() + tight[:8, bg].mean()), above
+
+        eng.set_source(crop, lms)
+        eng.set_reference(crop, lms)
+        up = np.float32([[1, 0, 0], [0, 1, -22.0]])
+        driving, _, _ = _person_moved(crop, lms, up)
+        out = eng.predict(driving, lms + np.float32([0.0, -22.0]))
+        assert _l1(out[-10:], np.repeat(crop[-1:], 10, axis=0)) < 0.1
+    finally:
+        eng.close()
