@@ -15,6 +15,9 @@ The FOMM idea (Siarohin et al. 2019) with keypoints that need no training:
 - mouth and eye *openings*: when the output opens wider than the source, the opening's
   polygon maps onto the source opening (squeezed; a closed mouth maps onto its lip seam)
   and a mouth's new interior is darkened: no tears, no folded lips;
+- *blinks*: lids a few px apart are below the coarse grid's reach, so when a driving eye
+  closes (its height/width against the reference's) the source's upper lid slides down over
+  its eye at full resolution before the warp (``landmark_lids``); an open eye is untouched;
 - a *body* keypoint below the face (neck, shoulders) driven by the driving body's own
   similarity motion, else by a damped copy of the head motion; the *background* keypoint by
   the driving background's similarity motion (what a moving camera or the tracker's moving
@@ -44,6 +47,7 @@ import numpy as np
 
 from avatarify_app.config import EngineConfig, MotionOptions
 from avatarify_app.engines import landmark_groups as lg
+from avatarify_app.engines import landmark_lids as ll
 from avatarify_app.engines import landmark_motion as lm
 from avatarify_app.engines import landmark_scene as ls
 from avatarify_app.errors import BadImageError, NoFaceError
@@ -81,9 +85,16 @@ class LandmarkParams:
     person_grow: float = 2.0  # the person layer reaches this far (px) past the segmentation (its own outline)
     region_amp: float = 40.0  # weight of an opening's interior map
     mouth_darken: float = 0.55  # how dark a newly opened mouth interior gets
+    blink: bool = True  # the source's upper lids close over its eyes when the driving eyes close ...
+    blink_open: float = 0.8  # ... starting when an eye's height/width falls below this fraction of the reference's ...
+    blink_closed: float = 0.6  # ... fully closed at this fraction ...
+    blink_lift: float = 0.5  # ... the lid's skin moving from this many eye widths above the lid
     ridge: float = 0.15  # Jacobian fit shrinkage to the identity
     max_expression: float = 0.25  # keypoint motion beyond the head's, in face sizes, at most
     layered: bool = True  # person (segmentation) moves over a still, inpainted background plate
+
+
+_EYES = ((lg.RIGHT_EYE_CORNERS, lg.RIGHT_EYE_PAIRS), (lg.LEFT_EYE_CORNERS, lg.LEFT_EYE_PAIRS))
 
 
 class _MeshFinder:
@@ -223,6 +234,11 @@ class LandmarkEngine:
             "mouth": lm.opening_axis(pts, lg.MOUTH_CORNERS, lg.MOUTH_INNER_PAIRS),
             "reye": lm.opening_axis(pts, lg.RIGHT_EYE_CORNERS, lg.RIGHT_EYE_PAIRS),
             "leye": lm.opening_axis(pts, lg.LEFT_EYE_CORNERS, lg.LEFT_EYE_PAIRS),
+            "eyes": [ll.openness(pts, *eye) for eye in _EYES],
+            "lids": [ll.prepare(pts + self._margin, ring, corners, (self.size + 2 * self._margin,) * 2,
+                                p.blink_lift) if p.blink else None
+                     for ring, corners in ((lg.RIGHT_EYE_RING, lg.RIGHT_EYE_CORNERS),
+                                           (lg.LEFT_EYE_RING, lg.LEFT_EYE_CORNERS))],
         }
         if self._ref is not None:
             self._align_reference()
@@ -244,6 +260,7 @@ class LandmarkEngine:
         ref = self._ref["landmarks"]
         self._ref["to_source"] = lm.fit_similarity(ref, self._src["landmarks"])
         self._ref["kp"] = lm.group_centroids(ref, self._src["idx"], self._src["mask"])
+        self._ref["eyes"] = [ll.openness(ref, *eye) for eye in _EYES]
         # Body and background motion of the driving crops (optical flow against the reference).
         self._ref["motion"] = None
         image = self._ref.get("image")
@@ -399,7 +416,7 @@ class LandmarkEngine:
         flow = cv2.resize(flow_c, (self.size, self.size), interpolation=cv2.INTER_LINEAR) if r != self.size else flow_c
         map_x = self._gx + flow[..., 0]
         map_y = self._gy + flow[..., 1]
-        out = cv2.remap(src["image_x"], map_x, map_y, interpolation=cv2.INTER_LINEAR,
+        out = cv2.remap(self._blinked(drv), map_x, map_y, interpolation=cv2.INTER_LINEAR,
                         borderMode=cv2.BORDER_REPLICATE)
         if src["alpha"] is not None:
             a = cv2.remap(src["alpha"], map_x, map_y, interpolation=cv2.INTER_LINEAR,
@@ -423,6 +440,26 @@ class LandmarkEngine:
             "weights": W,
         }
         return np.ascontiguousarray(out)
+
+    def _blinked(self, drv: np.ndarray) -> np.ndarray:
+        """The (extended) source image with its upper lids lowered as far as the driving eyes
+        closed against the reference (``landmark_lids``); the cached image when both are open."""
+        src, ref, p = self._src, self._ref, self.params
+        assert src is not None and ref is not None
+        image = src["image_x"]
+        if not p.blink:
+            return image
+        # Relative: the driving eye against the reference eye; absolute: against the source's.
+        base = ref["eyes"] if self.options.relative else src["eyes"]
+        for lid, eye, b in zip(src["lids"], _EYES, base, strict=True):
+            if lid is None:
+                continue
+            f = ll.fraction(ll.openness(drv, *eye) / max(b, 1e-6), p.blink_open, p.blink_closed)
+            if f < 1.0:
+                if image is src["image_x"]:
+                    image = image.copy()
+                ll.close(image, lid, f)
+        return image
 
     def _polygon_weight(self, poly: np.ndarray) -> np.ndarray:
         """Soft mask (flow grid) of a polygon given in crop px."""

@@ -288,3 +288,55 @@ def test_revealed_edges_show_background_above_the_head_and_the_body_below(source
         assert _l1(out[-10:], np.repeat(crop[-1:], 10, axis=0)) < 0.1
     finally:
         eng.close()
+
+
+def _closed_lids(lms: np.ndarray) -> np.ndarray:
+    """The landmarks with each upper lid lowered onto its lower lid (a blink)."""
+    from avatarify_app.engines import landmark_groups as lg
+
+    out = lms.copy()
+    for ring, corners in ((lg.RIGHT_EYE_RING, lg.RIGHT_EYE_CORNERS), (lg.LEFT_EYE_RING, lg.LEFT_EYE_CORNERS)):
+        half = list(ring).index(corners[1])
+        upper, lower = list(ring[1:half]), [*ring[half:], ring[0]]
+        order = np.argsort(lms[lower, 0])
+        lower_x, lower_y = lms[lower, 0][order], lms[lower, 1][order]
+        out[upper, 1] = np.interp(lms[upper, 0], lower_x, lower_y) - 0.5
+    return out
+
+
+def _iris_pixels(image: np.ndarray, lms: np.ndarray) -> int:
+    """Dark pixels (iris, pupil, lashes of an open eye) inside both source eye contours."""
+    from avatarify_app.engines import landmark_groups as lg
+
+    mask = np.zeros((256, 256), np.uint8)
+    for ring in (lg.RIGHT_EYE_RING, lg.LEFT_EYE_RING):
+        cv2.fillPoly(mask, [np.round(lms[list(ring)]).astype(np.int32)], 1)
+    return int((image.astype(np.float32).mean(2)[mask > 0] < 90).sum())
+
+
+def test_eyes_blink_and_open_again(engine, source):
+    """Lids a few px apart are below the coarse flow grid's reach: a closed driving eye must
+    still close the avatar's eye (iris and pupil covered by the lowered lid's skin), and the
+    next open frame gives the source back."""
+    crop, lms = source
+    engine.set_reference(crop, lms)
+    iris = _iris_pixels(crop, lms)
+    assert iris > 40
+    closed = engine.predict(crop, _closed_lids(lms))
+    assert _iris_pixels(closed, lms) < 0.4 * iris, (_iris_pixels(closed, lms), iris)
+    # Outside the eyes and their lids nothing changes.
+    far = ~cv2.dilate(_eye_box_mask(lms), np.ones((9, 9), np.uint8)).astype(bool)
+    assert _l1(closed, crop, far) < 0.004
+    reopened = engine.predict(crop, lms)
+    assert _l1(reopened, crop) < 0.004
+
+
+def _eye_box_mask(lms: np.ndarray) -> np.ndarray:
+    """Both eyes with the skin above them up to the brows (what a blink may move)."""
+    from avatarify_app.engines import landmark_groups as lg
+
+    mask = np.zeros((256, 256), np.uint8)
+    for ring, brow in ((lg.RIGHT_EYE_RING, (70, 63, 105, 66, 107)), (lg.LEFT_EYE_RING, (300, 293, 334, 296, 336))):
+        pts = np.round(np.vstack([lms[list(ring)], lms[list(brow)]])).astype(np.int32)
+        cv2.fillConvexPoly(mask, cv2.convexHull(pts), 1)
+    return mask
