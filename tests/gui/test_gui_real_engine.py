@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from PySide6.QtCore import QElapsedTimer, Qt, QTimer
 
 from avatarify_app import paths
 
 
 @pytest.mark.slow  # ~15 s on 2 cores (mediapipe + landmark engine start-up)
 def test_real_pipeline_animates_and_gui_stays_responsive(qtbot, media_dir):
+    from gui_timing import timer_delays
+
     from avatarify_app.gui.main_window import MainWindow
     from avatarify_app.gui.settings import AppSettings
 
@@ -25,23 +26,8 @@ def test_real_pipeline_animates_and_gui_stays_responsive(qtbot, media_dir):
         qtbot.waitUntil(lambda: window._last_event is not None and window._last_event.status == "ok",
                         timeout=30000)
         window.landmarks_check.setChecked(True)
-        delays: list[float] = []
-        clock = QElapsedTimer()
-        clock.start()
-        last = [clock.elapsed()]
-        timer = QTimer()
-        timer.setTimerType(Qt.TimerType.PreciseTimer)
-
-        def tick() -> None:
-            now = clock.elapsed()
-            delays.append(now - last[0] - 10)
-            last[0] = now
-
-        timer.timeout.connect(tick)
-        timer.start(10)
         painted = window.avatar_view.frames_painted
-        qtbot.wait(3000)
-        timer.stop()
+        delays = timer_delays(qtbot, lambda: True, 3000)
         frames = window.avatar_view.frames_painted - painted
         p95 = float(np.percentile(delays, 95))
         print(f"real engine: event-loop delay p50 {np.percentile(delays, 50):.1f} ms, p95 {p95:.1f} ms, "

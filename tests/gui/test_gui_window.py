@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PySide6.QtCore import QElapsedTimer, Qt, QTimer
+from PySide6.QtCore import Qt
 
 from avatarify_app import paths
 from avatarify_app.config import EngineConfig
@@ -270,29 +270,9 @@ def test_recording_writes_a_video(qtbot, make_window, tmp_path):
     assert ok
 
 
-def _timer_delays(qtbot, until, minimum_ms: int) -> list[float]:
-    """Lateness (ms) of a 10 ms precise timer's ticks, for at least ``minimum_ms`` and until ``until()``."""
-    delays: list[float] = []
-    clock = QElapsedTimer()
-    clock.start()
-    last = [clock.elapsed()]
-    timer = QTimer()
-    timer.setTimerType(Qt.TimerType.PreciseTimer)
-
-    def tick() -> None:
-        now = clock.elapsed()
-        delays.append(now - last[0] - 10)
-        last[0] = now
-
-    timer.timeout.connect(tick)
-    timer.start(10)
-    qtbot.wait(minimum_ms)
-    qtbot.waitUntil(until, timeout=30000)
-    timer.stop()
-    return delays
-
-
 def test_gui_thread_stays_responsive_while_frames_flow(qtbot, make_window):
+    from gui_timing import timer_delays as _timer_delays
+
     """Event-loop delay of a 10 ms timer while the engine works ~25 ms per frame.
 
     The bound is on the delay that showing the frames adds: the same timer with the same
