@@ -30,7 +30,7 @@ from avatarify_app.engines.fomm_stages import DecodeStage, KeypointStage, Motion
 from avatarify_app.errors import BadImageError, ConfigError, EngineError
 from avatarify_app.frames import check_frame, resize
 from avatarify_app.models import OcclusionAwareGenerator, load_fomm, matmul_2x2
-from avatarify_app.models.keypoint_detector import KPDetector
+from avatarify_app.models.fomm.keypoint_detector import KPDetector
 from avatarify_app.motion import relative_transform
 
 log = logging.getLogger(__name__)

@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from avatarify_app.engines.fomm_winograd import WinogradResBlocks
-from avatarify_app.models.blocks import DownBlock2d, ResBlock2d, SameBlock2d, UpBlock2d
+from avatarify_app.models.fomm.blocks import DownBlock2d, ResBlock2d, SameBlock2d, UpBlock2d
 
 # For output phase a (0: even rows, 1: odd rows), which of the 3 kernel rows land on low-res
 # tap 0 and tap 1 of the 2x2 window (rows r-1, r for a = 0; rows r, r+1 for a = 1).

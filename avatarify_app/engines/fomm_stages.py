@@ -13,9 +13,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from avatarify_app.models.dense_motion import DenseMotionNetwork
-from avatarify_app.models.generator import OcclusionAwareGenerator, apply_occlusion, warp
-from avatarify_app.models.keypoint_detector import KPDetector
+from avatarify_app.models.fomm.dense_motion import DenseMotionNetwork
+from avatarify_app.models.fomm.generator import OcclusionAwareGenerator, apply_occlusion, warp
+from avatarify_app.models.fomm.keypoint_detector import KPDetector
 
 
 class KeypointStage(nn.Module):

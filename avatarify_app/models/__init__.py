@@ -1,15 +1,26 @@
-"""First Order Motion Model networks as plain torch modules with the authors' checkpoint names.
+"""The networks, one subpackage per model family, as plain torch modules whose attribute names
+match the authors' checkpoint keys.
 
-``load_fomm(checkpoint, model_params=None)`` is the entry point; ``build_models`` gives
-randomly initialised networks for any ``model_params`` in the authors' layout.
+- ``models.fomm``: First Order Motion Model; ``load_fomm(checkpoint, model_params=None)``.
+- ``models.safe_load``: reading weight files without running code, for every family.
+
+The FOMM names are re-exported here (``avatarify_app.models.load_fomm`` and friends), as they
+were before the families got their own folders.
 """
 
-from avatarify_app.models.checkpoint import check_state_dict, load_fomm, read_checkpoint
-from avatarify_app.models.dense_motion import DenseMotionNetwork
-from avatarify_app.models.generator import OcclusionAwareGenerator
-from avatarify_app.models.geometry import inverse_2x2, matmul_2x2
-from avatarify_app.models.keypoint_detector import KPDetector
-from avatarify_app.models.params import build_models, default_config_path, load_model_params
+from avatarify_app.models.fomm import (
+    DenseMotionNetwork,
+    KPDetector,
+    OcclusionAwareGenerator,
+    build_models,
+    check_state_dict,
+    default_config_path,
+    inverse_2x2,
+    load_fomm,
+    load_model_params,
+    matmul_2x2,
+    read_checkpoint,
+)
 
 __all__ = [
     "DenseMotionNetwork",

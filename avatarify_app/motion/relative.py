@@ -17,7 +17,7 @@ import math
 import numpy as np
 import torch
 
-from avatarify_app.models.geometry import inverse_2x2, matmul_2x2
+from avatarify_app.models.fomm.geometry import inverse_2x2, matmul_2x2
 
 KpDict = dict[str, torch.Tensor]
 

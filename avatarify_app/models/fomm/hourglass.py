@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from avatarify_app.models.blocks import DownBlock2d, UpBlock2d
+from avatarify_app.models.fomm.blocks import DownBlock2d, UpBlock2d
 
 
 class Encoder(nn.Module):

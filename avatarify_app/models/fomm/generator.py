@@ -12,8 +12,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from avatarify_app.models.blocks import DownBlock2d, ResBlock2d, SameBlock2d, UpBlock2d
-from avatarify_app.models.dense_motion import DenseMotionNetwork
+from avatarify_app.models.fomm.blocks import DownBlock2d, ResBlock2d, SameBlock2d, UpBlock2d
+from avatarify_app.models.fomm.dense_motion import DenseMotionNetwork
 
 
 def warp(features: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:

@@ -12,8 +12,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from avatarify_app.models.geometry import AntiAliasInterpolation2d, make_coordinate_grid
-from avatarify_app.models.hourglass import Hourglass
+from avatarify_app.models.fomm.geometry import AntiAliasInterpolation2d, make_coordinate_grid
+from avatarify_app.models.fomm.hourglass import Hourglass
 
 
 class KPDetector(nn.Module):

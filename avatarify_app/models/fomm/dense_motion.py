@@ -13,14 +13,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from avatarify_app.models.geometry import (
+from avatarify_app.models.fomm.geometry import (
     AntiAliasInterpolation2d,
     inverse_2x2,
     keypoint_heatmaps,
     make_coordinate_grid,
     matmul_2x2,
 )
-from avatarify_app.models.hourglass import Hourglass
+from avatarify_app.models.fomm.hourglass import Hourglass
 
 
 class DenseMotionNetwork(nn.Module):

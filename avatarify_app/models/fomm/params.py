@@ -16,9 +16,9 @@ from pathlib import Path
 from typing import Any
 
 from avatarify_app.errors import ConfigError
-from avatarify_app.models.dense_motion import DenseMotionNetwork
-from avatarify_app.models.generator import OcclusionAwareGenerator
-from avatarify_app.models.keypoint_detector import KPDetector
+from avatarify_app.models.fomm.dense_motion import DenseMotionNetwork
+from avatarify_app.models.fomm.generator import OcclusionAwareGenerator
+from avatarify_app.models.fomm.keypoint_detector import KPDetector
 
 DEFAULT_CONFIG_NAME = "vox-256.yaml"
 SECTIONS = ("common_params", "kp_detector_params", "generator_params")
