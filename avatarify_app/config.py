@@ -5,9 +5,11 @@ Change a value with ``dataclasses.replace(cfg, field=value)``.
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
-ENGINE_NAMES = ("auto", "fomm", "landmarks")
 DEVICE_NAMES = ("auto", "cpu", "cuda", "mps")
 
 
@@ -26,24 +28,45 @@ class MotionOptions:
 
 @dataclass(frozen=True)
 class EngineConfig:
-    """Which engine runs and where.
+    """Which engine runs, where, and with what engine-specific options.
 
-    name:       "auto" (FOMM when a checkpoint is found, else landmarks), "fomm", "landmarks".
-    checkpoint: path to a FOMM checkpoint; None searches checkpoints/.
-    device:     "auto", "cpu", "cuda", "mps" (resolved once at start-up).
-    half:       None = half precision generator on CUDA only; True/False forces it.
-    backend:    "auto" | "torch" | "onnx" for the FOMM per-frame path on CPU.
-    model_config: the authors' YAML config for the checkpoint; None = a YAML beside the
-                checkpoint with the same name (vox-adv-cpk.yaml for vox-adv-cpk.pth.tar),
-                else the shipped vox-256 config.
+    name:    "auto" (see ``engines.registry``: the registered engines in order, the first whose
+             needs are met) or a registered engine's name.
+    device:  "auto", "cpu", "cuda", "mps" (resolved once, when the engine is built).
+    half:    half precision for the networks: None = the default (on for CUDA, off elsewhere),
+             True/False = the user's explicit choice (``--half/--no-half``).
+    options: the engine's own settings by ``EngineOption.name`` (e.g. ``checkpoint``,
+             ``model_config``, ``backend``, ``server``); see each engine's spec.
     """
 
     name: str = "auto"
-    checkpoint: str | None = None
     device: str = "auto"
     half: bool | None = None
-    backend: str = "auto"
-    model_config: str | None = None
+    options: Mapping[str, Any] = field(default_factory=dict)
+
+    def __hash__(self) -> int:
+        return hash((self.name, self.device, self.half, tuple(sorted(self.options.items(), key=str))))
+
+    def option(self, key: str, default: Any = None) -> Any:
+        value = self.options.get(key)
+        return default if value is None else value
+
+    @property
+    def checkpoint(self) -> str | None:
+        """The weights the engine loads (a file or a folder), or None to search checkpoints/."""
+        return self.option("checkpoint")
+
+    def replace(self, **changes: Any) -> EngineConfig:
+        return dataclasses.replace(self, **changes)
+
+    def with_options(self, **changes: Any) -> EngineConfig:
+        """A copy with these options set (None removes one)."""
+        options = {**self.options, **changes}
+        return dataclasses.replace(self, options={k: v for k, v in options.items() if v is not None})
+
+    def resolved_half(self, cuda: bool) -> bool:
+        """Whether the networks run in half precision on a device that is (not) CUDA."""
+        return cuda if self.half is None else bool(self.half)
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,6 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 ASSETS_DIR = PROJECT_ROOT / "assets"
 AVATARS_DIR = ASSETS_DIR / "avatars"
 CHECKPOINTS_DIR = PROJECT_ROOT / "checkpoints"
-CHECKPOINT_NAMES = ("vox-adv-cpk.pth.tar", "vox-cpk.pth.tar")
 
 
 def user_data_dir() -> Path:
@@ -36,13 +35,3 @@ def user_cache_dir() -> Path:
 
 def user_avatars_dir() -> Path:
     return user_data_dir() / "avatars"
-
-
-def find_checkpoint(directory: Path | None = None) -> Path | None:
-    """First known FOMM checkpoint in ``directory`` (default checkpoints/), else any *.pth.tar."""
-    d = CHECKPOINTS_DIR if directory is None else Path(directory)
-    for name in CHECKPOINT_NAMES:
-        if (d / name).is_file():
-            return d / name
-    others = sorted(d.glob("*.pth.tar")) if d.is_dir() else []
-    return others[0] if others else None

@@ -18,10 +18,10 @@ import time
 
 import numpy as np
 import torch
-
 from avatarify_app.commands.bench_fomm import synthetic_frames
+
 from avatarify_app.config import MotionOptions
-from avatarify_app.engines.fomm import FommEngine
+from avatarify_app.engines.fomm.engine import FommEngine
 from avatarify_app.models import build_models, load_model_params
 from avatarify_app.motion import relative_keypoints
 

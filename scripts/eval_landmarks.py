@@ -26,8 +26,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from avatarify_app.config import MotionOptions  # noqa: E402
-from avatarify_app.engines.landmarks import LandmarkEngine, LandmarkParams  # noqa: E402
-from avatarify_app.engines.metrics import l1  # noqa: E402
+from avatarify_app.engines.landmarks.engine import LandmarkEngine, LandmarkParams  # noqa: E402
+from avatarify_app.offline.metrics import l1  # noqa: E402
 
 MEDIA = ROOT.parent / "shared" / "media"
 

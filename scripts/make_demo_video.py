@@ -34,9 +34,8 @@ def head_motion(t: float) -> tuple[float, float, float, float]:
 
 
 def main() -> int:
-    from skimage import data
-
     import imageio_ffmpeg
+    from skimage import data
 
     photo = np.ascontiguousarray(data.astronaut())  # 512x512 RGB
     # Place the photo on a 640x480 canvas, face near the centre.

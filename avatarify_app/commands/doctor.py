@@ -13,8 +13,6 @@ import platform
 import sys
 from pathlib import Path
 
-from avatarify_app.paths import CHECKPOINTS_DIR, find_checkpoint
-
 # Face models the tracker loads from the mediapipe package (relative to its folder).
 MEDIAPIPE_MODELS = (
     "modules/face_detection/face_detection_short_range.tflite",
@@ -116,16 +114,20 @@ def check_virtual_camera(r: Report) -> None:
         sink.close()
 
 
-def check_checkpoints(r: Report) -> None:
-    found = sorted(CHECKPOINTS_DIR.glob("*.pth.tar")) if CHECKPOINTS_DIR.is_dir() else []
-    chosen = find_checkpoint()
-    if found:
-        sizes = ", ".join(f"{p.name} ({p.stat().st_size / 2**20:.0f} MB)" for p in found)
-        r.line("ok", "checkpoints", f"{sizes}; FOMM would use {chosen.name if chosen else '?'}")
-    else:
-        r.line("warn", "checkpoints", f"none in {CHECKPOINTS_DIR}",
-               "The landmarks engine works without one. For FOMM put vox-adv-cpk.pth.tar (or vox-cpk.pth.tar) "
-               "in checkpoints/ (see checkpoints/README.md) or pass --checkpoint PATH.")
+def check_engines(r: Report) -> None:
+    """Each registered engine: can it run here, and why (not); which one ``--engine auto`` picks."""
+    from avatarify_app.config import EngineConfig
+    from avatarify_app.engines import REGISTRY
+    from avatarify_app.errors import AvatarifyError
+
+    for spec in REGISTRY.specs():
+        found = spec.detect(EngineConfig(name=spec.name))
+        r.line("ok" if found.ok else "warn", f"engine {spec.name}", found.reason)
+    try:
+        choice = REGISTRY.choose(EngineConfig())
+        r.line("ok", "engine auto", f"picks {choice.name}: {choice.explain()}")
+    except AvatarifyError as err:
+        r.line("fail", "engine auto", err.message, err.hint)
 
 
 def check_onnxruntime(r: Report) -> None:
@@ -139,7 +141,7 @@ def check_onnxruntime(r: Report) -> None:
 
 
 def check_encoder(r: Report) -> None:
-    from avatarify_app.pipeline.sinks import ffmpeg_with_x264
+    from avatarify_app.pipeline.video import ffmpeg_with_x264
 
     if ffmpeg_with_x264():
         r.line("ok", "mp4 encoder", "H.264 (libx264 in imageio-ffmpeg's ffmpeg)")
@@ -159,7 +161,7 @@ def run(args: argparse.Namespace) -> int:
     else:
         check_cameras(r, args.max_camera_index)
     check_virtual_camera(r)
-    check_checkpoints(r)
+    check_engines(r)
     check_onnxruntime(r)
     check_encoder(r)
     verdict = "cannot run: fix the [fail] lines" if r.failures else "ready"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from avatarify_app.config import ENGINE_NAMES
+from avatarify_app.engines import add_engine_arguments, engine_config_if_given
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -13,9 +13,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("-v", "--verbose", action="count", default=argparse.SUPPRESS, help="more log output")
     p.add_argument("--camera", help="camera index or device path, or a video file to use as the camera")
     p.add_argument("--avatar", help="portrait to animate (image file or a name from the gallery)")
-    p.add_argument("--engine", choices=[n for n in ENGINE_NAMES if n != "auto"],
-                   help="animation engine (default: the last one used, else landmarks)")
-    p.add_argument("--checkpoint", help="FOMM checkpoint (.pth.tar)")
+    add_engine_arguments(p, default=None)
     p.add_argument("--no-vcam", action="store_true", help="do not offer the virtual camera")
     p.add_argument("--screenshot", metavar="PNG", help="save a picture of the window once frames flow, then quit")
     p.add_argument("--quit-after", type=float, metavar="SECONDS", help="quit after this many seconds at most")
@@ -24,7 +22,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from avatarify_app.gui.app import run_app  # Qt is loaded only for this command
 
-    return run_app(camera=args.camera, avatar=args.avatar, engine=args.engine, checkpoint=args.checkpoint,
+    return run_app(camera=args.camera, avatar=args.avatar, engine_config=engine_config_if_given(args),
                    virtual_camera=not args.no_vcam, screenshot=args.screenshot, quit_after=args.quit_after,
                    on_screenshot=_report_screenshot)
 

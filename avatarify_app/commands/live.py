@@ -23,14 +23,8 @@ import threading
 import time
 from pathlib import Path
 
-from avatarify_app.config import (
-    DEVICE_NAMES,
-    ENGINE_NAMES,
-    EngineConfig,
-    LiveOptions,
-    MotionOptions,
-    VirtualCameraConfig,
-)
+from avatarify_app.config import LiveOptions, MotionOptions, VirtualCameraConfig
+from avatarify_app.engines import add_engine_arguments, engine_config_from_args, engine_config_if_given
 from avatarify_app.errors import ConfigError, VirtualCameraUnavailable
 from avatarify_app.frames import IMAGE_SUFFIXES
 from avatarify_app.paths import AVATARS_DIR
@@ -51,12 +45,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--camera", default="0",
                    help="camera index (0, 1, ...), device path (/dev/video0), or a video/image file (default 0)")
     p.add_argument("--avatar", help="portrait image to animate (default: the first one in assets/avatars)")
-    p.add_argument("--engine", choices=ENGINE_NAMES, default="auto",
-                   help="auto = FOMM when a checkpoint is found, else landmarks")
-    p.add_argument("--checkpoint", help="FOMM checkpoint (.pth.tar); default: search checkpoints/")
-    p.add_argument("--model-config", help="the authors' YAML for a checkpoint that is not vox-256 "
-                   "(default: a YAML beside the checkpoint with its name, else vox-256)")
-    p.add_argument("--device", choices=DEVICE_NAMES, default="auto")
+    add_engine_arguments(p)
     p.add_argument("--no-vcam", action="store_true", help="do not open the virtual camera")
     p.add_argument("--vcam-size", type=parse_size, default=(1280, 720), metavar="WxH",
                    help="virtual camera size (default 1280x720)")
@@ -85,17 +74,31 @@ def _default_avatar() -> Path | None:
     return images[0] if images else None
 
 
+# Flags that only mean something without a window: (flag, argparse dest, its default).
+HEADLESS_ONLY = (("--record", "record", None), ("--record-size", "record_size", None), ("--frames", "frames", 0),
+                 ("--loop", "loop", False), ("--realtime", "realtime", False),
+                 ("--auto-calibrate", "auto_calibrate", 0), ("--json", "json", False),
+                 ("--absolute", "absolute", False), ("--no-adapt-scale", "no_adapt_scale", False))
+
+
 def _open_gui(args: argparse.Namespace) -> int:
+    """The desktop app with the options it can take; the headless-only ones are refused."""
+    given = [flag for flag, dest, default in HEADLESS_ONLY if getattr(args, dest, default) != default]
+    if given:
+        raise ConfigError(f"{', '.join(given)} only work with --headless (the desktop app was asked for).",
+                          "Add --headless, or drop them and use the window's own controls "
+                          "(File > Record, Live > Calibrate, the Framing panel).")
     try:
-        from avatarify_app.commands import gui
+        from avatarify_app.gui.app import run_app
     except ImportError:
         print("The desktop app is not available here; use `live --headless`.", file=sys.stderr, flush=True)
         return 2
-    print("Opening the desktop app (pass --headless to run in the terminal).")
-    ns = argparse.Namespace(camera=args.camera, avatar=args.avatar,
-                            engine=None if args.engine == "auto" else args.engine,
-                            checkpoint=args.checkpoint, no_vcam=args.no_vcam, screenshot=None, quit_after=None)
-    return int(gui.run(ns) or 0)
+    print("Opening the desktop app (pass --headless to run in the terminal).", flush=True)
+    vcam = VirtualCameraConfig(width=args.vcam_size[0], height=args.vcam_size[1], fps=args.vcam_fps,
+                               fit=args.vcam_fit, backend=args.vcam_backend, device=args.vcam_device)
+    return int(run_app(camera=args.camera, avatar=args.avatar, engine_config=engine_config_if_given(args),
+                       virtual_camera=not args.no_vcam, vcam_config=vcam,
+                       mirror=True if args.mirror else None) or 0)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -137,8 +140,7 @@ def run(args: argparse.Namespace) -> int:
 
     options = LiveOptions(mirror=args.mirror,
                           motion=MotionOptions(relative=not args.absolute, adapt_scale=not args.no_adapt_scale))
-    engine_config = EngineConfig(name=args.engine, checkpoint=args.checkpoint, device=args.device,
-                                 model_config=args.model_config)
+    engine_config = engine_config_from_args(args)
     session = Session(source, engine_config=engine_config, options=options, sinks=sinks, avatar=avatar)
     done = threading.Event()
     counted = [0]

@@ -19,7 +19,12 @@ from avatarify_app.config import MotionOptions
 
 @runtime_checkable
 class Engine(Protocol):
-    name: str  # "fomm" or "landmarks"
+    """What every engine implements. Optional extras an engine may also have (callers use
+    ``getattr``): ``timings() -> dict[str, float]`` (ms per stage of the last ``predict``, for
+    ``bench`` and the live stats) and ``set_controls(values: dict)`` (its live options, see
+    ``EngineOption.live``, changed while it runs)."""
+
+    name: str  # its registry name
     device: str  # what really runs it, e.g. "cpu", "cuda:0 NVIDIA H100 (fp16)"
     size: int  # side of the square crops it takes and returns
 

@@ -12,6 +12,7 @@ from pathlib import Path
 from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QApplication
 
+from avatarify_app.config import EngineConfig, VirtualCameraConfig
 from avatarify_app.gui.main_window import MainWindow
 from avatarify_app.gui.settings import AppSettings
 
@@ -31,9 +32,10 @@ def run_app(
     *,
     camera: str | None = None,
     avatar: str | None = None,
-    engine: str | None = None,
-    checkpoint: str | None = None,
+    engine_config: EngineConfig | None = None,
     virtual_camera: bool = True,
+    vcam_config: VirtualCameraConfig | None = None,
+    mirror: bool | None = None,
     screenshot: str | None = None,
     quit_after: float | None = None,
     min_frames: int = 30,
@@ -49,8 +51,8 @@ def run_app(
     app = QApplication.instance() or QApplication(sys.argv[:1])
     app.setApplicationName("Avatarify")
     app.setOrganizationName("avatarify_app")
-    window = MainWindow(AppSettings(), camera=camera, avatar=avatar, engine=engine,
-                        checkpoint=checkpoint, virtual_camera=virtual_camera)
+    window = MainWindow(AppSettings(), camera=camera, avatar=avatar, engine_config=engine_config,
+                        virtual_camera=virtual_camera, vcam_config=vcam_config, mirror=mirror)
     window.show()
     QTimer.singleShot(0, window.start)
     if screenshot or quit_after:

@@ -103,7 +103,7 @@ class EngineMixin:
             self._task_finished()
             self.checkpoint_button.setEnabled(True)
             self.statusBar().showMessage(f"Loading FOMM with {Path(valid).name}...", 4000)
-            self.set_engine(dataclasses.replace(self._engine_config, name="fomm", checkpoint=valid))
+            self.set_engine(self._engine_config.with_options(checkpoint=valid).replace(name="fomm"))
 
         def failed(err: BaseException) -> None:
             self._task_finished()

@@ -39,6 +39,7 @@ from avatarify_app.config import (
     MotionOptions,
     VirtualCameraConfig,
 )
+from avatarify_app.engines.registry import REGISTRY
 from avatarify_app.gui import avatars as store
 from avatarify_app.gui.avatar_actions import AvatarActionsMixin
 from avatarify_app.gui.calibration import CalibrationMixin
@@ -53,7 +54,6 @@ from avatarify_app.gui.guide import guide_html
 from avatarify_app.gui.live_view import LiveViewMixin
 from avatarify_app.gui.outputs import OutputsMixin
 from avatarify_app.gui.panels import (
-    ENGINES,
     CalibrationPanel,
     CameraPanel,
     EnginePanel,
@@ -83,13 +83,13 @@ class MainWindow(SourcesMixin, AvatarActionsMixin, CalibrationMixin, FramingMixi
         *,
         camera: str | None = None,
         avatar: str | None = None,
-        engine: str | None = None,
-        checkpoint: str | None = None,
+        engine_config: EngineConfig | None = None,
         virtual_camera: bool = True,
         session_factory: Callable[..., Any] | None = None,
         vcam_config: VirtualCameraConfig | None = None,
         scan_cameras: bool = True,
         loop_video: bool = True,
+        mirror: bool | None = None,
     ) -> None:
         super().__init__()
         self.settings = settings
@@ -120,15 +120,16 @@ class MainWindow(SourcesMixin, AvatarActionsMixin, CalibrationMixin, FramingMixi
         self._closing = False
         self._meter_color = ""
 
-        name = engine or ("fomm" if checkpoint else settings.get_str("engine/name"))
-        if name not in dict(ENGINES):
-            name = "landmarks"
-        ckpt = checkpoint or settings.get_str("engine/checkpoint") or None
-        self._engine_config = EngineConfig(name=name, checkpoint=ckpt,
-                                           half=settings.get_bool("engine/half") or None)
+        if engine_config is None:
+            name = settings.get_str("engine/name")
+            if name not in REGISTRY.names():
+                name = "landmarks"
+            engine_config = EngineConfig(name=name, half=settings.get_bool("engine/half") or None).with_options(
+                checkpoint=settings.get_str("engine/checkpoint") or None)
+        self._engine_config = engine_config
         self._engine_pending = False  # a switch was asked for and is not confirmed yet
         self._options = LiveOptions(
-            mirror=settings.get_bool("live/mirror"),
+            mirror=settings.get_bool("live/mirror") if mirror is None else mirror,
             passthrough=settings.get_bool("live/passthrough"),
             motion=MotionOptions(relative=settings.get_bool("live/relative"),
                                  adapt_scale=settings.get_bool("live/adapt_scale")),

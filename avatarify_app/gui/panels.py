@@ -24,7 +24,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-ENGINES = (("landmarks", "Built-in (landmarks)"), ("fomm", "FOMM (neural network)"))
+from avatarify_app.engines.registry import REGISTRY
+
 ZOOM_RANGE = (0.5, 2.0)
 HALF_OFF_TIP = "Half precision is for the FOMM engine running on a CUDA GPU; it does not run on one now."
 
@@ -131,7 +132,8 @@ class EnginePanel(QGroupBox):
         super().__init__("Engine")
         form = QFormLayout(self)
         self.engine_combo = QComboBox()
-        for key, label in ENGINES:
+        for spec in REGISTRY.specs():
+            key, label = spec.name, spec.display_name
             self.engine_combo.addItem(label, key)
         form.addRow("Engine", self.engine_combo)
         self.checkpoint_button = QPushButton("Load checkpoint...")

@@ -14,11 +14,13 @@ that fixes it.
 
 from __future__ import annotations
 
+import io
 import pickle
 import pickletools
+import struct
 import warnings
 import zipfile
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -83,28 +85,76 @@ def describe_file(path: Path) -> str:
     return "a text file"
 
 
+SCAN_LIMIT = 64 << 20  # bytes of a non-ZIP file scanned for pickles (the objects come before the tensors)
+
+
+def _pickle_bytes(path: Path) -> bytes:
+    """The pickled part of a weights file: ``data.pkl`` of a ZIP checkpoint, else the first
+    SCAN_LIMIT bytes (a legacy torch file is several pickles followed by raw tensor data)."""
+    if zipfile.is_zipfile(path):
+        with zipfile.ZipFile(path) as archive:
+            member = next((n for n in archive.namelist() if n.endswith("data.pkl")), None)
+            return archive.read(member) if member else b""
+    with path.open("rb") as f:
+        return f.read(SCAN_LIMIT)
+
+
+def _pickle_ops(data: bytes) -> Iterator[tuple[str, Any]]:
+    """(opcode name, argument) of each pickle in ``data``, one after the other, read with
+    pickletools (which never runs anything); stops quietly where the bytes stop being a pickle."""
+    pos = 0
+    while pos < len(data):
+        stream = io.BytesIO(data[pos:])
+        end = None
+        try:
+            for op, arg, at in pickletools.genops(stream):
+                yield op.name, arg
+                if op.name == "STOP":
+                    end = at + 1
+        except (ValueError, EOFError, KeyError, IndexError, UnicodeDecodeError, struct.error):
+            return
+        if end is None:
+            return
+        pos += end
+
+
 def foreign_globals(path: Path) -> list[str]:
-    """Callables outside torch/collections/numpy that the file's pickle names, found by reading
-    its opcodes (pickletools never runs anything). Empty when the bytes are not a pickle."""
+    """Callables outside torch/collections/numpy that the file's pickles name, found by reading
+    their opcodes. Empty when the bytes are not a pickle."""
     try:
-        if zipfile.is_zipfile(path):
-            with zipfile.ZipFile(path) as archive:
-                member = next((n for n in archive.namelist() if n.endswith("data.pkl")), None)
-                data = archive.read(member) if member else b""
-        else:
-            data = path.read_bytes()
-        names: list[str] = []
-        strings: list[str] = []
-        for op, arg, _pos in pickletools.genops(data):
-            if op.name == "GLOBAL":
-                names.append(str(arg).replace(" ", "."))
-            elif op.name == "STACK_GLOBAL" and len(strings) >= 2:
-                names.append(f"{strings[-2]}.{strings[-1]}")
-            elif isinstance(arg, str):
-                strings.append(arg)
-    except (ValueError, OSError, EOFError, KeyError, IndexError, zipfile.BadZipFile):  # not a pickle
+        data = _pickle_bytes(path)
+    except (OSError, KeyError, zipfile.BadZipFile):
         return []
+    names: list[str] = []
+    strings: list[str] = []
+    for op, arg in _pickle_ops(data):
+        if op == "GLOBAL":
+            names.append(str(arg).replace(" ", "."))
+        elif op == "STACK_GLOBAL" and len(strings) >= 2:
+            names.append(f"{strings[-2]}.{strings[-1]}")
+        elif isinstance(arg, str):
+            strings.append(arg)
     return [n for n in dict.fromkeys(names) if not n.startswith(SAFE_MODULES)]
+
+
+def pickled_strings(path: str | Path) -> set[str]:
+    """Every string a weights file's pickles hold (dict keys among them), read without loading
+    a tensor or running anything: enough to tell which model family a file is for. A
+    ``.safetensors`` file gives its tensor names; an unreadable file gives an empty set."""
+    p = Path(path)
+    try:
+        if p.name.endswith(SAFETENSORS_SUFFIX):
+            from safetensors import SafetensorError, safe_open
+
+            try:
+                with safe_open(str(p), framework="pt") as f:
+                    return set(f.keys())
+            except SafetensorError:
+                return set()
+        data = _pickle_bytes(p)
+    except (OSError, KeyError, ValueError, RuntimeError, zipfile.BadZipFile):  # unreadable: tells nothing
+        return set()
+    return {arg for op, arg in _pickle_ops(data) if isinstance(arg, str) and op != "GLOBAL"}
 
 
 def _first_line(text: str) -> str:

@@ -12,8 +12,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from avatarify_app.errors import EngineError
-from avatarify_app.pipeline.engine_host import to_size
 from avatarify_app.pipeline.events import ReferenceEvent
+from avatarify_app.tracking.crop import to_size
 
 log = logging.getLogger(__name__)
 

@@ -14,7 +14,8 @@ import numpy as np
 
 from avatarify_app.config import EngineConfig, TrackingConfig
 from avatarify_app.errors import BadImageError
-from avatarify_app.frames import as_frame, check_frame, load_image, resize
+from avatarify_app.frames import as_frame, check_frame, load_image
+from avatarify_app.tracking.crop import to_size
 
 log = logging.getLogger(__name__)
 
@@ -41,16 +42,6 @@ def default_pose_match(a: np.ndarray, b: np.ndarray) -> float:
     from avatarify_app.tracking import pose_match
 
     return pose_match(a, b)
-
-
-def to_size(image: np.ndarray, landmarks: np.ndarray | None, size: int):
-    """A square crop (and its landmarks) scaled to ``size`` x ``size``."""
-    if image.shape[0] == size and image.shape[1] == size:
-        return image, landmarks
-    scaled = None
-    if landmarks is not None:
-        scaled = (np.asarray(landmarks, np.float32) * np.float32(size / image.shape[1])).astype(np.float32)
-    return resize(image, (size, size)), scaled
 
 
 @dataclass(frozen=True)

@@ -9,19 +9,17 @@ from __future__ import annotations
 
 import logging
 import platform
-import subprocess
-import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
-import cv2
 import numpy as np
 
 from avatarify_app.config import VirtualCameraConfig
 from avatarify_app.errors import SinkError, VirtualCameraUnavailable
-from avatarify_app.frames import check_frame, fit_into, rgb_to_bgr
+from avatarify_app.frames import check_frame, fit_into
+from avatarify_app.pipeline.video import VideoWriter, even_size
 
 log = logging.getLogger(__name__)
 
@@ -54,10 +52,6 @@ def virtual_camera_help(system: str | None = None) -> str:
         "\"Start Virtual Camera\" (then close OBS), then restart the video-call app and pick "
         "\"OBS Virtual Camera\". Preview and recording work without it."
     )
-
-
-def _even(n: int) -> int:
-    return max(2, n - (n % 2))
 
 
 class VirtualCameraSink:
@@ -120,26 +114,11 @@ class VirtualCameraSink:
             camera.close()
 
 
-def ffmpeg_with_x264() -> str | None:
-    """Path of imageio-ffmpeg's bundled ffmpeg when it has libx264, else None."""
-    try:
-        import imageio_ffmpeg
-
-        exe = imageio_ffmpeg.get_ffmpeg_exe()
-        out = subprocess.run([exe, "-hide_banner", "-encoders"], capture_output=True, text=True,
-                             timeout=20, check=False).stdout
-    except (ImportError, OSError, RuntimeError, subprocess.SubprocessError):
-        return None
-    return exe if " libx264 " in out else None
-
-
 class RecorderSink:
-    """Frames into an MP4 file.
-
-    Tries, in order: H.264 with imageio-ffmpeg's bundled ffmpeg (libx264, yuv420p) through
-    a pipe, OpenCV's 'avc1' (H.264), OpenCV's 'mp4v' (MPEG-4 part 2). ``codec`` says which
-    one is used. Frames are letterboxed (``fit``) into ``size`` (width, height; rounded down
-    to even numbers; default: the first frame's size). No audio is written.
+    """Frames into an MP4 file through ``video.VideoWriter`` (H.264 where it can; ``codec``
+    says which encoder). Frames are letterboxed (``fit``) into ``size`` (width, height; rounded
+    down to even numbers; default: the first frame's size). No audio is written. The file
+    appears under its name when the sink is closed (until then it is ``*.partial.mp4``).
 
     sync=False writes every frame it gets, one for one (offline runs). sync=True keeps the
     file in step with the capture clock at ``fps``: frames arriving late are repeated and
@@ -155,12 +134,8 @@ class RecorderSink:
         self.fit = fit
         self.sync = sync
         self.prefer = prefer
-        self.size = (_even(size[0]), _even(size[1])) if size else None
-        self.codec = "not started"
-        self.frames_written = 0
-        self._proc: subprocess.Popen | None = None
-        self._stderr = None
-        self._writer: cv2.VideoWriter | None = None
+        self.size = even_size(size) if size else None
+        self._writer: VideoWriter | None = None
         self._t0: float | None = None
         self._last: np.ndarray | None = None
         self._closed = False
@@ -168,71 +143,31 @@ class RecorderSink:
             self._open()
 
     @property
+    def codec(self) -> str:
+        return self._writer.codec if self._writer is not None else "not started"
+
+    @property
+    def frames_written(self) -> int:
+        return self._writer.frames if self._writer is not None else 0
+
+    @property
     def status(self) -> str:
         return f"{self.frames_written} frames, {self.codec}"
 
     def _open(self) -> None:
         assert self.size is not None
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-        except OSError as err:
-            raise SinkError(f"Cannot create the folder for {self.path}: {err}") from err
-        w, h = self.size
-        errors = []
-        for kind in self.prefer:
-            if kind == "ffmpeg":
-                exe = ffmpeg_with_x264()
-                if exe is None:
-                    errors.append("ffmpeg: no bundled ffmpeg with libx264")
-                    continue
-                self._stderr = tempfile.TemporaryFile()
-                cmd = [exe, "-hide_banner", "-loglevel", "error", "-y",
-                       "-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{w}x{h}", "-r", f"{self.fps:g}",
-                       "-i", "-", "-an", "-c:v", "libx264", "-preset", "veryfast", "-crf", "18",
-                       "-pix_fmt", "yuv420p", "-movflags", "+faststart", str(self.path)]
-                self._proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
-                                              stderr=self._stderr)
-                self.codec = "H.264 (libx264 via imageio-ffmpeg)"
-                break
-            writer = cv2.VideoWriter(str(self.path), cv2.VideoWriter_fourcc(*kind), self.fps, (w, h))
-            if writer.isOpened():
-                self._writer = writer
-                self.codec = "H.264 (OpenCV avc1)" if kind == "avc1" else f"MPEG-4 (OpenCV {kind})"
-                break
-            writer.release()
-            errors.append(f"OpenCV {kind}: not available")
-        else:
-            raise SinkError(f"Cannot write {self.path.name}: " + "; ".join(errors),
-                            "Check that the folder is writable and the name ends in .mp4.")
-        log.info("recording %s at %dx%d with %s", self.path, w, h, self.codec)
-
-    def _ffmpeg_error(self) -> str:
-        if self._stderr is None:
-            return ""
-        self._stderr.seek(0)
-        return self._stderr.read().decode("utf-8", "replace").strip()[-500:]
-
-    def _write(self, frame: np.ndarray) -> None:
-        if self._proc is not None:
-            try:
-                self._proc.stdin.write(frame.tobytes())
-            except (BrokenPipeError, OSError, ValueError) as err:
-                raise SinkError(f"ffmpeg stopped while recording {self.path.name}: {self._ffmpeg_error()}",
-                                "Check the free disk space and that the file is writable.") from err
-        else:
-            self._writer.write(rgb_to_bgr(frame))
-        self.frames_written += 1
+        self._writer = VideoWriter(self.path, self.fps, self.size, fit=self.fit, prefer=self.prefer)
 
     def send(self, frame: np.ndarray, t_capture_s: float) -> None:
         check_frame(frame)
         if self._closed:
             raise SinkError(f"{self.name} is closed.")
-        if self.size is None:
-            self.size = (_even(frame.shape[1]), _even(frame.shape[0]))
+        if self._writer is None:
+            self.size = self.size or even_size((frame.shape[1], frame.shape[0]))
             self._open()
         out = fit_into(frame, self.size, self.fit)
         if not self.sync:
-            self._write(out)
+            self._writer.write(out)
             return
         if self._t0 is None:
             self._t0 = t_capture_s
@@ -240,8 +175,8 @@ class RecorderSink:
         if due <= self.frames_written:
             return  # early: this slot is already filled
         while self._last is not None and self.frames_written < due - 1:
-            self._write(self._last)  # late: repeat the previous frame to keep time
-        self._write(out)
+            self._writer.write(self._last)  # late: repeat the previous frame to keep time
+        self._writer.write(out)
         self._last = out
 
     def close(self) -> None:
@@ -249,26 +184,7 @@ class RecorderSink:
             return
         self._closed = True
         if self._writer is not None:
-            self._writer.release()
-            self._writer = None
-        proc, self._proc = self._proc, None
-        if proc is not None:
-            try:
-                proc.stdin.close()
-            except OSError:
-                pass
-            try:
-                code = proc.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-                code = -1
-            message = self._ffmpeg_error()
-            self._stderr.close()
-            self._stderr = None
-            if code != 0:
-                raise SinkError(f"ffmpeg failed to finish {self.path.name} (exit {code}): {message}")
-        log.info("recorded %d frames to %s (%s)", self.frames_written, self.path, self.codec)
+            self._writer.close()
 
 
 class PreviewSink:

@@ -14,9 +14,9 @@ from dataclasses import replace
 import numpy as np
 
 from avatarify_app.frames import check_frame
-from avatarify_app.pipeline.engine_host import to_size
 from avatarify_app.pipeline.events import FrameEvent, placeholder_frame
 from avatarify_app.pipeline.slot import EMPTY, END
+from avatarify_app.tracking.crop import to_size
 
 
 class InferenceWorker:

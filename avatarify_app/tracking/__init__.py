@@ -6,6 +6,7 @@ back-end) are imported only when a tracker is built.
 
 from avatarify_app.tracking.blend import paste_back
 from avatarify_app.tracking.crop import CropBox, crop_box_for_landmarks, face_size
+from avatarify_app.tracking.mediapipe_backend import FaceDetector, FaceMesh
 from avatarify_app.tracking.portrait import PortraitAligner, align_portrait
 from avatarify_app.tracking.pose import pose_distance, pose_match
 from avatarify_app.tracking.smoothing import OneEuroFilter
@@ -17,6 +18,8 @@ __all__ = [
     "AlignedFace",
     "CropBox",
     "Face",
+    "FaceDetector",
+    "FaceMesh",
     "OneEuroFilter",
     "PortraitAligner",
     "StreamTracker",

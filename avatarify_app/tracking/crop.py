@@ -23,6 +23,7 @@ import cv2
 import numpy as np
 
 from avatarify_app.config import CropConfig
+from avatarify_app.frames import resize
 
 FACE_FRACTION = 0.42
 """Face box (forehead-to-chin) as a fraction of the crop side."""
@@ -149,3 +150,13 @@ def crop_box_for_landmarks(landmarks: np.ndarray) -> CropBox:
     side = max(face_size(p) / FACE_FRACTION, 1.0)
     centre = (p[FOREHEAD] + p[CHIN]) / 2
     return CropBox(float(centre[0]), float(centre[1] + CENTRE_DROP * side), float(side))
+
+
+def to_size(image: np.ndarray, landmarks: np.ndarray | None, size: int) -> tuple[np.ndarray, np.ndarray | None]:
+    """A square crop (and its landmarks in its px) scaled to ``size`` x ``size``."""
+    if image.shape[0] == size and image.shape[1] == size:
+        return image, landmarks
+    scaled = None
+    if landmarks is not None:
+        scaled = (np.asarray(landmarks, np.float32) * np.float32(size / image.shape[1])).astype(np.float32)
+    return resize(image, (size, size)), scaled

@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 
 from avatarify_app.cli import main
-from avatarify_app.commands.animate import probe_video, read_video
 from avatarify_app.frames import save_image
 from avatarify_app.paths import AVATARS_DIR
+from avatarify_app.pipeline.video import probe_video, read_video
 
 N_FRAMES = 10
 FPS = 10.0

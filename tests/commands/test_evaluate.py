@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from avatarify_app.cli import main
-from avatarify_app.commands.evaluate import split_shots
-from avatarify_app.engines.metrics import ReconstructionScore, l1
+from avatarify_app.offline.reconstruction import split_shots
+from avatarify_app.offline.metrics import ReconstructionScore, l1
 from avatarify_app.paths import AVATARS_DIR
 
 
@@ -104,15 +104,13 @@ def test_bench_landmarks_json(video, capsys):
     summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert summary["engine"] == "landmarks" and summary["frames"] == 6
     assert set(summary["stages_ms"]) == {"tracking", "engine"}
-    assert summary["fps"] > 0
+    assert summary["fps"] > 0 and summary["live_fps"] < summary["fps"]
 
 
-def test_bench_landmarks_generates_a_clip_without_shared_media(monkeypatch):
-    import argparse
+def test_bench_generates_a_clip_without_the_demo_video(monkeypatch):
+    from avatarify_app.config import EngineConfig
+    from avatarify_app.offline import bench
 
-    from avatarify_app.commands import bench_landmarks
-
-    monkeypatch.setattr(bench_landmarks, "SHARED_VIDEO", Path("/nonexistent/Megamind.avi"))
-    result = bench_landmarks.measure(argparse.Namespace(video=None, frames=4, warmup=1))
-    s = result.summary()
-    assert s["frames"] == 4 and s["video"].startswith("generated") and s["faces"] >= 3
+    monkeypatch.setattr(bench, "DEMO_CLIP", Path("/nonexistent/driving.mp4"))
+    s = bench.measure(EngineConfig(name="landmarks"), frames=4, warmup=1).summary()
+    assert s["frames"] == 4 and s["video"].startswith("generated") and s["faces"] >= 4

@@ -1,8 +1,7 @@
-"""`bench --engine fomm`: measure() on a tiny model (fast) and the real CLI on vox-256 (slow)."""
+"""`bench --engine fomm`: offline.bench.measure on a tiny model (fast) and the real CLI on vox-256 (slow)."""
 
 from __future__ import annotations
 
-import argparse
 import json
 import subprocess
 import sys
@@ -11,22 +10,27 @@ from pathlib import Path
 import pytest
 from fomm_helpers import tiny_params
 
-import avatarify_app.models as models
-from avatarify_app.commands import bench_fomm
+from avatarify_app.config import EngineConfig
+from avatarify_app.offline import bench
 
 TINY = tiny_params()
 
 
 @pytest.mark.parametrize("backend", ["torch", "onnx"])
-def test_measure_reports_stages(monkeypatch, backend):
-    real = models.load_model_params
-    monkeypatch.setattr(models, "load_model_params", lambda source=None: real(TINY if source is None else source))
-    args = argparse.Namespace(checkpoint=None, device="cpu", half=False, backend=backend, frames=3, warmup=1)
-    result = bench_fomm.measure(args)
-    summary = result.summary()
-    assert set(summary["stages_ms"]) == {"keypoints", "dense_motion", "generator"}
+def test_measure_reports_the_engines_stages(monkeypatch, backend):
+    import avatarify_app.models.fomm as fomm_models
+
+    real = fomm_models.load_model_params
+    monkeypatch.setattr(fomm_models, "load_model_params", lambda source=None: real(TINY if source is None else source))
+    config = EngineConfig(name="fomm", device="cpu", options={"backend": backend})
+    summary = bench.measure(config, frames=3, warmup=1).summary()
+    assert set(summary["stages_ms"]) == {"tracking", "engine", "keypoints", "dense_motion", "generator"}
     assert summary["frames"] == 3 and summary["fps"] > 0
-    assert summary["backend"] == backend
+    assert summary["backend"] == backend and summary["engine"] == "fomm"
+    # The engine's own stages add up to (a little less than) its time per frame.
+    stages = summary["stages_ms"]
+    assert stages["keypoints"] + stages["dense_motion"] + stages["generator"] <= stages["engine"] * 1.05
+    assert summary["live_ms_per_frame"] >= summary["ms_per_frame"]
 
 
 @pytest.mark.slow

@@ -9,7 +9,7 @@ from fomm_helpers import randomize, tiny_params
 
 from avatarify_app.config import EngineConfig, MotionOptions
 from avatarify_app.engines.base import Engine
-from avatarify_app.engines.fomm import FommEngine, resolve_backend
+from avatarify_app.engines.fomm.engine import FommEngine, resolve_backend
 from avatarify_app.errors import BadImageError, ConfigError, EngineError
 from avatarify_app.models import build_models, load_model_params
 from avatarify_app.motion import relative_keypoints
@@ -150,7 +150,7 @@ def test_backend_resolution():
 def test_from_config_loads_checkpoint(tmp_path, models):
     path = tmp_path / "tiny.pth.tar"
     torch.save({"kp_detector": models[0].state_dict(), "generator": models[1].state_dict(), "epoch": 1}, path)
-    engine = FommEngine.from_config(EngineConfig(name="fomm", device="cpu", backend="torch"), path,
+    engine = FommEngine.from_config(EngineConfig(name="fomm", device="cpu", options={"backend": "torch"}), path,
                                     MotionOptions(), model_params=PARAMS, size=SIZE)
     source, d0 = _frames(2)
     engine.set_source(source)

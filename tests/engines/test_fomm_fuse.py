@@ -6,8 +6,8 @@ import pytest
 import torch
 from fomm_helpers import tiny_params
 
-from avatarify_app.engines.fomm_fuse import SubPixelUpBlock, fold_batchnorm, fuse_for_inference
-from avatarify_app.engines.fomm_winograd import TiledWinogradConv, from_blocks, to_blocks
+from avatarify_app.engines.fomm.fuse import SubPixelUpBlock, fold_batchnorm, fuse_for_inference
+from avatarify_app.engines.fomm.winograd import TiledWinogradConv, from_blocks, to_blocks
 from avatarify_app.models import build_models, load_model_params
 from avatarify_app.models.fomm.blocks import ResBlock2d, UpBlock2d
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from avatarify_app.config import MotionOptions
-from avatarify_app.engines.fomm import FommEngine
+from avatarify_app.engines.fomm.engine import FommEngine
 from avatarify_app.models import load_fomm
 
 pytestmark = pytest.mark.needs_checkpoint

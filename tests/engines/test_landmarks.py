@@ -9,8 +9,8 @@ import pytest
 from avatarify_app.config import EngineConfig, MotionOptions
 from avatarify_app.engines import create_engine
 from avatarify_app.engines.base import Engine
-from avatarify_app.engines.landmark_groups import FACE_OVAL_RING
-from avatarify_app.engines.landmarks import LandmarkEngine
+from avatarify_app.engines.landmarks.engine import LandmarkEngine
+from avatarify_app.engines.landmarks.groups import FACE_OVAL_RING
 from avatarify_app.errors import BadImageError, NoFaceError
 from avatarify_app.paths import AVATARS_DIR
 
@@ -96,7 +96,7 @@ def test_affine_head_motion_moves_the_output_accordingly(engine, source):
 def _person_moved(crop: np.ndarray, lms: np.ndarray, m: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """A driving crop where only the person moves (by the 2x3 affine ``m``) over the still
     background; returns (driving, source alpha, moved alpha)."""
-    from avatarify_app.engines.landmark_scene import Segmenter, person_alpha
+    from avatarify_app.engines.landmarks.scene import Segmenter, person_alpha
 
     seg = Segmenter()
     try:
@@ -210,7 +210,7 @@ def test_no_face_raises_a_clear_error(engine):
 
 
 def test_weighted_similarity_ignores_zero_weight_outliers(rng):
-    from avatarify_app.engines.landmark_motion import fit_similarity
+    from avatarify_app.engines.landmarks.motion import fit_similarity
 
     a = rng.normal(0, 30, (40, 2))
     m = cv2.getRotationMatrix2D((0.0, 0.0), 7.0, 1.1)
@@ -225,8 +225,8 @@ def test_weighted_similarity_ignores_zero_weight_outliers(rng):
 
 
 def test_background_dead_zone_and_edge_extension():
-    from avatarify_app.engines.landmark_motion import Similarity
-    from avatarify_app.engines.landmark_scene import extend, soften
+    from avatarify_app.engines.landmarks.motion import Similarity
+    from avatarify_app.engines.landmarks.scene import extend, soften
 
     c = np.array([127.5, 127.5])
     assert soften(Similarity(np.eye(2), np.array([0.6, 0.5])), c, 1.0, 128.0) is None  # noise: nothing
@@ -244,7 +244,7 @@ def test_background_dead_zone_and_edge_extension():
 
 
 def test_smear_continues_the_edge_colours_not_a_mirror_image():
-    from avatarify_app.engines.landmark_scene import extend
+    from avatarify_app.engines.landmarks.scene import extend
 
     image = np.zeros((32, 32, 3), np.uint8)
     image[..., 2] = 255  # blue ...
@@ -292,7 +292,7 @@ def test_revealed_edges_show_background_above_the_head_and_the_body_below(source
 
 def _closed_lids(lms: np.ndarray) -> np.ndarray:
     """The landmarks with each upper lid lowered onto its lower lid (a blink)."""
-    from avatarify_app.engines import landmark_groups as lg
+    from avatarify_app.engines.landmarks import groups as lg
 
     out = lms.copy()
     for ring, corners in ((lg.RIGHT_EYE_RING, lg.RIGHT_EYE_CORNERS), (lg.LEFT_EYE_RING, lg.LEFT_EYE_CORNERS)):
@@ -306,7 +306,7 @@ def _closed_lids(lms: np.ndarray) -> np.ndarray:
 
 def _iris_pixels(image: np.ndarray, lms: np.ndarray) -> int:
     """Dark pixels (iris, pupil, lashes of an open eye) inside both source eye contours."""
-    from avatarify_app.engines import landmark_groups as lg
+    from avatarify_app.engines.landmarks import groups as lg
 
     mask = np.zeros((256, 256), np.uint8)
     for ring in (lg.RIGHT_EYE_RING, lg.LEFT_EYE_RING):
@@ -333,7 +333,7 @@ def test_eyes_blink_and_open_again(engine, source):
 
 def _eye_box_mask(lms: np.ndarray) -> np.ndarray:
     """Both eyes with the skin above them up to the brows (what a blink may move)."""
-    from avatarify_app.engines import landmark_groups as lg
+    from avatarify_app.engines.landmarks import groups as lg
 
     mask = np.zeros((256, 256), np.uint8)
     for ring, brow in ((lg.RIGHT_EYE_RING, (70, 63, 105, 66, 107)), (lg.LEFT_EYE_RING, (300, 293, 334, 296, 336))):

@@ -12,12 +12,13 @@ from avatarify_app import paths
 def test_real_pipeline_animates_and_gui_stays_responsive(qtbot, media_dir):
     from gui_timing import timer_delays
 
+    from avatarify_app.config import EngineConfig
     from avatarify_app.gui.main_window import MainWindow
     from avatarify_app.gui.settings import AppSettings
 
     avatar = next(iter(sorted(paths.AVATARS_DIR.glob("*.png"))), None)
     window = MainWindow(AppSettings(), camera=str(media_dir / "Megamind.avi"),
-                        avatar=str(avatar) if avatar else None, engine="landmarks",
+                        avatar=str(avatar) if avatar else None, engine_config=EngineConfig(name="landmarks"),
                         virtual_camera=False, scan_cameras=False)
     qtbot.addWidget(window)
     window.show()

@@ -211,7 +211,7 @@ def test_bad_checkpoint_shows_error_and_keeps_previous_engine(qtbot, make_window
     assert window.engine_combo.currentData() == "landmarks"
 
     # a switch the session itself refuses (error observer) reverts the picker too
-    window.set_engine(EngineConfig(name="fomm", checkpoint=str(bad)))
+    window.set_engine(EngineConfig(name="fomm", options={"checkpoint": str(bad)}))
     qtbot.waitUntil(lambda: len(window.errors_shown) == 2, timeout=TIMEOUT)
     assert window.engine_combo.currentData() == "landmarks"
     assert window.session.engine_config.name == "landmarks"

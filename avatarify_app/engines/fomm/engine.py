@@ -25,8 +25,8 @@ from torch import nn
 
 from avatarify_app.config import EngineConfig, MotionOptions
 from avatarify_app.engines.device import describe_device, resolve_device
-from avatarify_app.engines.fomm_fuse import fuse_for_inference
-from avatarify_app.engines.fomm_stages import DecodeStage, KeypointStage, MotionStage
+from avatarify_app.engines.fomm.fuse import fuse_for_inference
+from avatarify_app.engines.fomm.stages import DecodeStage, KeypointStage, MotionStage
 from avatarify_app.errors import BadImageError, ConfigError, EngineError
 from avatarify_app.frames import check_frame, resize
 from avatarify_app.models import OcclusionAwareGenerator, load_fomm, matmul_2x2
@@ -107,6 +107,9 @@ class FommEngine:
         self._reference: tuple[torch.Tensor, torch.Tensor] | None = None
         self._transform: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None
         self._last: dict[str, torch.Tensor] = {}
+        # Per-stage timing costs a GPU synchronisation per stage; on the CPU it is free.
+        self.profile = self._device.type == "cpu"
+        self._timings: dict[str, float] = {}
         log.info("FOMM engine on %s", self.device)
 
     # ----------------------------------------------------------------- construction
@@ -116,10 +119,10 @@ class FommEngine:
         """Load ``checkpoint_path`` (model_params: None = shipped vox-256) and build the engine."""
         kp_detector, generator = load_fomm(checkpoint_path, model_params)
         return cls(kp_detector, generator, device=config.device, half=config.half,
-                   backend=config.backend, options=options, size=size)
+                   backend=config.option("backend", "auto"), options=options, size=size)
 
     def _build_onnx(self, kp_detector: nn.Module, generator: nn.Module, winograd: bool) -> None:
-        from avatarify_app.engines import fomm_onnx
+        from avatarify_app.engines.fomm import onnx as fomm_onnx
 
         extra = "|".join(f"{type(m).__name__}:{_hyper(m)}" for m in (kp_detector, generator))
         key = fomm_onnx.fingerprint({"kp_detector": kp_detector, "generator": generator},
@@ -214,12 +217,13 @@ class FommEngine:
                                              adapt_movement_scale=self.options.adapt_scale)
 
     def predict(self, image: np.ndarray, landmarks: np.ndarray | None = None) -> np.ndarray:
-        return self._predict(image, None)
+        self._timings = {}
+        return self._predict(image, self._timings if self.profile else None)
 
-    def predict_timed(self, image: np.ndarray) -> tuple[np.ndarray, dict[str, float]]:
-        """``predict`` plus milliseconds per stage: keypoints, dense_motion, generator (bench)."""
-        timings: dict[str, float] = {}
-        return self._predict(image, timings), timings
+    def timings(self) -> dict[str, float]:
+        """Milliseconds per stage of the last ``predict`` (keypoints, dense_motion, generator)
+        while ``profile`` is on (it synchronises the GPU between stages), else empty."""
+        return dict(self._timings)
 
     def _sync(self) -> None:
         if self._device.type == "cuda":

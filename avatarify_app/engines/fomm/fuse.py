@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from avatarify_app.engines.fomm_winograd import WinogradResBlocks
+from avatarify_app.engines.fomm.winograd import WinogradResBlocks
 from avatarify_app.models.fomm.blocks import DownBlock2d, ResBlock2d, SameBlock2d, UpBlock2d
 
 # For output phase a (0: even rows, 1: odd rows), which of the 3 kernel rows land on low-res

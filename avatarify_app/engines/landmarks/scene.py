@@ -18,8 +18,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from avatarify_app.engines import landmark_groups as lg
-from avatarify_app.engines import landmark_motion as lm
+from avatarify_app.engines.landmarks import groups as lg
+from avatarify_app.engines.landmarks import motion as lm
 
 
 class Segmenter:

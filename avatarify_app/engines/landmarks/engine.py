@@ -46,12 +46,13 @@ import cv2
 import numpy as np
 
 from avatarify_app.config import EngineConfig, MotionOptions
-from avatarify_app.engines import landmark_groups as lg
-from avatarify_app.engines import landmark_lids as ll
-from avatarify_app.engines import landmark_motion as lm
-from avatarify_app.engines import landmark_scene as ls
+from avatarify_app.engines.landmarks import groups as lg
+from avatarify_app.engines.landmarks import lids as ll
+from avatarify_app.engines.landmarks import motion as lm
+from avatarify_app.engines.landmarks import scene as ls
 from avatarify_app.errors import BadImageError, NoFaceError
 from avatarify_app.frames import check_frame
+from avatarify_app.tracking.mediapipe_backend import FaceMesh
 
 log = logging.getLogger(__name__)
 
@@ -97,30 +98,6 @@ class LandmarkParams:
 _EYES = ((lg.RIGHT_EYE_CORNERS, lg.RIGHT_EYE_PAIRS), (lg.LEFT_EYE_CORNERS, lg.LEFT_EYE_PAIRS))
 
 
-class _MeshFinder:
-    """mediapipe face mesh on crops, for callers that pass no landmarks."""
-
-    def __init__(self, static: bool) -> None:
-        import mediapipe as mp
-
-        self._mesh = mp.solutions.face_mesh.FaceMesh(
-            static_image_mode=static, max_num_faces=1, refine_landmarks=False,
-            min_detection_confidence=0.5, min_tracking_confidence=0.5,
-        )
-
-    def find(self, image: np.ndarray) -> np.ndarray | None:
-        result = self._mesh.process(image)
-        if not result.multi_face_landmarks:
-            return None
-        h, w = image.shape[:2]
-        lms = result.multi_face_landmarks[0].landmark
-        pts = np.array([(p.x * w, p.y * h) for p in lms[: lg.N_LANDMARKS]], dtype=np.float32)
-        return pts
-
-    def close(self) -> None:
-        self._mesh.close()
-
-
 class LandmarkEngine:
     """Animate a source crop with the landmark motion of driving crops (see module doc)."""
 
@@ -132,7 +109,7 @@ class LandmarkEngine:
         self.device = "cpu (numpy/OpenCV)"
         self.options = options or MotionOptions()
         self.params = params or LandmarkParams()
-        self._finders: dict[bool, _MeshFinder] = {}
+        self._finders: dict[bool, FaceMesh] = {}
         self._segmenter: ls.Segmenter | None = None
         self._motion: ls.DrivingMotion | None = None
         self._src: dict[str, object] | None = None
@@ -171,8 +148,8 @@ class LandmarkEngine:
             return pts[: lg.N_LANDMARKS]
         finder = self._finders.get(static)
         if finder is None:
-            finder = self._finders[static] = _MeshFinder(static)
-        pts = finder.find(image)
+            finder = self._finders[static] = FaceMesh(static)
+        pts = finder.landmarks(image)
         if pts is None:
             raise NoFaceError(f"No face found in the {what} image.",
                               "Use a photo with one clearly visible, roughly frontal face."

@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from avatarify_app.tracking.mediapipe_backend import FaceMesh
+
 AED_NOTE = "AED (average Euclidean distance of identity embeddings) is not computed: it needs an identity network we do not ship."
 AKD_LANDMARKS = "mediapipe face mesh, 468 points, static-image mode"
 
@@ -25,28 +27,6 @@ def l1(generated: np.ndarray, real: np.ndarray) -> float:
     if generated.shape != real.shape:
         raise ValueError(f"frames differ in shape: {generated.shape} vs {real.shape}")
     return float(np.abs(generated.astype(np.float32) - real.astype(np.float32)).mean() / 255.0)
-
-
-class MeshProbe:
-    """Static-image face mesh used to compare faces in two frames."""
-
-    def __init__(self) -> None:
-        import mediapipe as mp
-
-        self._mesh = mp.solutions.face_mesh.FaceMesh(
-            static_image_mode=True, max_num_faces=1, refine_landmarks=False, min_detection_confidence=0.5
-        )
-
-    def landmarks(self, frame: np.ndarray) -> np.ndarray | None:
-        result = self._mesh.process(frame)
-        if not result.multi_face_landmarks:
-            return None
-        h, w = frame.shape[:2]
-        pts = result.multi_face_landmarks[0].landmark
-        return np.array([(p.x * w, p.y * h) for p in pts[:468]], dtype=np.float32)
-
-    def close(self) -> None:
-        self._mesh.close()
 
 
 @dataclass
@@ -59,7 +39,7 @@ class ReconstructionScore:
     real_faces: int = 0
     missing: int = 0
 
-    def add(self, generated: np.ndarray, real: np.ndarray, probe: MeshProbe | None = None) -> None:
+    def add(self, generated: np.ndarray, real: np.ndarray, probe: FaceMesh | None = None) -> None:
         self.l1_values.append(l1(generated, real))
         if probe is None:
             return

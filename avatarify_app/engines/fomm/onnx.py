@@ -44,9 +44,9 @@ def physical_cores() -> int:
 
 def _code_version() -> bytes:
     """The source of every module that shapes the exported graphs (models and rewrites)."""
-    import avatarify_app.engines.fomm_fuse as fuse
-    import avatarify_app.engines.fomm_stages as stages
-    import avatarify_app.engines.fomm_winograd as winograd
+    import avatarify_app.engines.fomm.fuse as fuse
+    import avatarify_app.engines.fomm.stages as stages
+    import avatarify_app.engines.fomm.winograd as winograd
     import avatarify_app.models as models
 
     files = [Path(m.__file__) for m in (fuse, stages, winograd)]
