@@ -4,7 +4,7 @@ The FOMM idea (Siarohin et al. 2019) with keypoints that need no training:
 
 - keypoints: centroids of groups of mesh landmarks (lips, lids, brows, face-oval segments,
   clusters of the rest); Jacobians: least-squares affine fits between the reference
-  driving group and the current one (``landmark_motion.fit_group_jacobians``);
+  driving group and the current one (``motion.fit_group_jacobians``);
 - relative transfer (FOMM Sec. 3, the demo's ``relative`` rule): kp_src + A (kp_drv - kp_ref)
   and A J_rel A^-1, where A is the linear part of the similarity that aligns the driving
   reference face to the source face (``adapt_scale`` keeps its scale, else only its rotation);
@@ -17,12 +17,12 @@ The FOMM idea (Siarohin et al. 2019) with keypoints that need no training:
   and a mouth's new interior is darkened: no tears, no folded lips;
 - *blinks*: lids a few px apart are below the coarse grid's reach, so when a driving eye
   closes (its height/width against the reference's) the source's upper lid slides down over
-  its eye at full resolution before the warp (``landmark_lids``); an open eye is untouched;
+  its eye at full resolution before the warp (``lids``); an open eye is untouched;
 - a *body* keypoint below the face (neck, shoulders) driven by the driving body's own
   similarity motion, else by a damped copy of the head motion; the *background* keypoint by
   the driving background's similarity motion (what a moving camera or the tracker's moving
   crop does; the identity for a still one): both from DIS optical flow between the
-  reference and current crops (64 px; ``landmark_scene.DrivingMotion``);
+  reference and current crops (64 px; ``scene.DrivingMotion``);
 - masks: the normalised Gaussian heatmaps; one dense backward flow, computed on a coarse
   grid, upsampled and applied with ``cv2.remap``;
 - layers: the person (mediapipe selfie segmentation of the source, united with the face
@@ -30,8 +30,8 @@ The FOMM idea (Siarohin et al. 2019) with keypoints that need no training:
   (the source with the person inpainted), which moves only with the background keypoint;
 - past the crop's edge the person continues only where the body runs through the edge (below
   the face): a mirror image right at the edge fading into a blur of the repeated edge pixels
-  (``landmark_scene.extend``: no mirrored helmet ring smeared into a grey band); past the top of the head and hair at the sides
-  the person ends within a few px (``landmark_scene.continuation``) and what lies behind it
+  (``scene.extend``: no mirrored helmet ring smeared into a grey band); past the top of the head and hair at the sides
+  the person ends within a few px (``scene.continuation``) and what lies behind it
   shows, extended by a mirror image fading into a blur: no second copy of the hair.
 
 Everything that depends on the source alone is cached in ``set_source``.
@@ -40,7 +40,7 @@ Everything that depends on the source alone is cached in ``set_source``.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import cv2
 import numpy as np
@@ -50,6 +50,8 @@ from avatarify_app.engines.landmarks import groups as lg
 from avatarify_app.engines.landmarks import lids as ll
 from avatarify_app.engines.landmarks import motion as lm
 from avatarify_app.engines.landmarks import scene as ls
+from avatarify_app.engines.landmarks.openings import darken, find_openings
+from avatarify_app.engines.landmarks.state import FrameMotion, ReferenceState, SourceState
 from avatarify_app.errors import BadImageError, NoFaceError
 from avatarify_app.frames import check_frame
 from avatarify_app.tracking.mediapipe_backend import FaceMesh
@@ -96,6 +98,7 @@ class LandmarkParams:
 
 
 _EYES = ((lg.RIGHT_EYE_CORNERS, lg.RIGHT_EYE_PAIRS), (lg.LEFT_EYE_CORNERS, lg.LEFT_EYE_PAIRS))
+_IDENTITY = np.array([1.0, 0.0, 0.0, 1.0, 0.0, 0.0])
 
 
 class LandmarkEngine:
@@ -112,8 +115,8 @@ class LandmarkEngine:
         self._finders: dict[bool, FaceMesh] = {}
         self._segmenter: ls.Segmenter | None = None
         self._motion: ls.DrivingMotion | None = None
-        self._src: dict[str, object] | None = None
-        self._ref: dict[str, object] | None = None
+        self._src: SourceState | None = None
+        self._ref: ReferenceState | None = None
         self._debug: dict[str, np.ndarray] = {}
         r = self.params.flow_res
         # Grid of the coarse flow at pixel centres, in crop pixels (cv2.resize convention).
@@ -178,8 +181,6 @@ class LandmarkEngine:
         groups = lg.build_groups(pts, p.n_clusters)
         names = list(groups)
         idx, mask = lm.group_arrays([groups[n] for n in names])
-        kp = lm.group_centroids(pts, idx, mask)
-        sigma = np.maximum(p.sigma_scale * lm.group_spread(pts, idx, mask), p.sigma_min * k256)
         oval = pts[list(lg.FACE_OVAL_RING)]
         face_size = float(np.sqrt(cv2.contourArea(oval.astype(np.float32))))
         # "Down" of the face: perpendicular to the line between the outer eye corners.
@@ -191,32 +192,32 @@ class LandmarkEngine:
         # a cut-off suit) the body's motion runs through it instead (no pinned, smeared edge).
         r = p.flow_res
         person_c = cv2.resize(alpha, (r, r), interpolation=cv2.INTER_AREA)
-        self._src = {
-            "alpha": ls.extend(alpha, self._margin, "replicate") * ls.continuation(
+        extent = (self.size + 2 * self._margin,) * 2
+        self._src = SourceState(
+            landmarks=pts,
+            names=names,
+            idx=idx,
+            mask=mask,
+            kp=lm.group_centroids(pts, idx, mask),
+            sigma=np.maximum(p.sigma_scale * lm.group_spread(pts, idx, mask), p.sigma_min * k256),
+            centre=pts.mean(0),
+            face_size=face_size,
+            body=pts.mean(0) + down * (p.body_offset * face_size),
+            mouth=lm.opening_axis(pts, lg.MOUTH_CORNERS, lg.MOUTH_INNER_PAIRS),
+            reye=lm.opening_axis(pts, lg.RIGHT_EYE_CORNERS, lg.RIGHT_EYE_PAIRS),
+            leye=lm.opening_axis(pts, lg.LEFT_EYE_CORNERS, lg.LEFT_EYE_PAIRS),
+            eyes=[ll.openness(pts, *eye) for eye in _EYES],
+            lids=[ll.prepare(pts + self._margin, ring, corners, extent, p.blink_lift) if p.blink else None
+                  for ring, corners in ((lg.RIGHT_EYE_RING, lg.RIGHT_EYE_CORNERS),
+                                        (lg.LEFT_EYE_RING, lg.LEFT_EYE_CORNERS))],
+            image_x=ls.extend(image, self._margin, p.edge_fill),
+            border_w=self._border_w * (1.0 - person_c) + 1e-6,
+            alpha=ls.extend(alpha, self._margin, "replicate") * ls.continuation(
                 self.size, self._margin, pts.mean(0), down, p.edge_body * face_size, 0.3 * face_size,
                 p.edge_fade * k256) if p.layered else None,
-            "plate": None if plate is None else ls.extend(plate, self._margin, p.plate_fill),
-            "plate_in": plate,
-            "image_x": ls.extend(image, self._margin, p.edge_fill),
-            "border_w": self._border_w * (1.0 - person_c) + 1e-6,
-            "landmarks": pts,
-            "names": names,
-            "idx": idx,
-            "mask": mask,
-            "kp": kp,
-            "sigma": sigma,
-            "centre": pts.mean(0),
-            "face_size": face_size,
-            "body": pts.mean(0) + down * (p.body_offset * face_size),
-            "mouth": lm.opening_axis(pts, lg.MOUTH_CORNERS, lg.MOUTH_INNER_PAIRS),
-            "reye": lm.opening_axis(pts, lg.RIGHT_EYE_CORNERS, lg.RIGHT_EYE_PAIRS),
-            "leye": lm.opening_axis(pts, lg.LEFT_EYE_CORNERS, lg.LEFT_EYE_PAIRS),
-            "eyes": [ll.openness(pts, *eye) for eye in _EYES],
-            "lids": [ll.prepare(pts + self._margin, ring, corners, (self.size + 2 * self._margin,) * 2,
-                                p.blink_lift) if p.blink else None
-                     for ring, corners in ((lg.RIGHT_EYE_RING, lg.RIGHT_EYE_CORNERS),
-                                           (lg.LEFT_EYE_RING, lg.LEFT_EYE_CORNERS))],
-        }
+            plate=None if plate is None else ls.extend(plate, self._margin, p.plate_fill),
+            plate_in=plate,
+        )
         if self._ref is not None:
             self._align_reference()
 
@@ -227,30 +228,26 @@ class LandmarkEngine:
         if image is not None:
             image = self._check(image, "reference")
         pts = self._landmarks(image, landmarks, True, "reference").astype(np.float64)
-        self._ref = {"landmarks": pts, "image": image}
+        self._ref = ReferenceState(pts, image)
         if self._src is not None:
             self._align_reference()
 
     def _align_reference(self) -> None:
         """Cache what depends on the (source, reference) pair: the aligning similarity."""
-        assert self._src is not None and self._ref is not None
-        ref = self._ref["landmarks"]
-        self._ref["to_source"] = lm.fit_similarity(ref, self._src["landmarks"])
-        self._ref["kp"] = lm.group_centroids(ref, self._src["idx"], self._src["mask"])
-        self._ref["eyes"] = [ll.openness(ref, *eye) for eye in _EYES]
+        src, ref, p = self._src, self._ref, self.params
+        assert src is not None and ref is not None
+        ref.to_source = lm.fit_similarity(ref.landmarks, src.landmarks)
+        ref.kp = lm.group_centroids(ref.landmarks, src.idx, src.mask)
+        ref.eyes = [ll.openness(ref.landmarks, *eye) for eye in _EYES]
         # Body and background motion of the driving crops (optical flow against the reference).
-        self._ref["motion"] = None
-        image = self._ref.get("image")
-        p = self.params
-        if image is not None and (p.body_flow or p.bg_motion):
+        ref.motion = None
+        if ref.image is not None and (p.body_flow or p.bg_motion):
             if self._motion is None:
                 self._motion = ls.DrivingMotion(self.size, p.body_flow_res, p.bg_deadzone * self.size / 256.0)
-            fs = self._src["face_size"] / max(self._ref["to_source"].scale, 1e-6)
-            person = self._segment(image)
-            if not p.bg_motion:
-                person = None
-            self._motion.set_reference(image, ref, fs, person, body=p.body_flow)
-            self._ref["motion"] = self._motion
+            fs = src.face_size / max(ref.to_source.scale, 1e-6)
+            person = self._segment(ref.image) if p.bg_motion else None
+            self._motion.set_reference(ref.image, ref.landmarks, fs, person, body=p.body_flow)
+            ref.motion = self._motion
 
     def has_reference(self) -> bool:
         return self._ref is not None
@@ -264,7 +261,7 @@ class LandmarkEngine:
         image = self._check(image, "driving")
         drv = self._landmarks(image, landmarks, False, "driving").astype(np.float64)
         if self._ref is None:
-            self._ref = {"landmarks": drv.copy(), "image": image.copy()}
+            self._ref = ReferenceState(drv.copy(), image.copy())
             self._align_reference()
         return self._animate(drv, image)
 
@@ -294,172 +291,142 @@ class LandmarkEngine:
         return self._segmenter.mask(image)
 
     def _animate(self, drv: np.ndarray, image: np.ndarray) -> np.ndarray:
+        """One frame: keypoint motion, bounded expression, body, openings, background, flow, warp."""
         src, ref, p = self._src, self._ref, self.params
         assert src is not None and ref is not None
-        idx, mask = src["idx"], src["mask"]
-        ref_pts = ref["landmarks"]
-        to_src: lm.Similarity = ref["to_source"]
-        kp_src = src["kp"]
-        kp_drv = lm.group_centroids(drv, idx, mask)
-        head = lm.fit_similarity(ref_pts, drv)  # rigid-ish head motion ref -> driving
-        if self.options.relative:
-            A = lm.adapt_linear(to_src, self.options.adapt_scale)
-            jac = lm.fit_group_jacobians(ref_pts, drv, idx, mask, p.ridge)
-            kp_new, J_new = lm.relative_transfer(kp_src, ref["kp"], kp_drv, jac, A)
-            head_new = src["centre"] + (head.apply(ref_pts.mean(0)[None])[0] - ref_pts.mean(0)) @ A.T
-            head_J = A @ head.A @ lm.inv2(A)
-            target = src["landmarks"] + (drv - ref_pts) @ A.T
-        else:
-            # Absolute: the driving face itself, placed on the source by the aligning similarity.
-            target = to_src.apply(drv)
-            kp_new = lm.group_centroids(target, idx, mask)
-            J_new = lm.fit_group_jacobians(src["landmarks"], target, idx, mask, p.ridge)
-            whole = lm.fit_similarity(src["landmarks"], target)
-            head_new = whole.apply(src["centre"][None])[0]
-            head_J = whole.A
-        # Expression on top of the head motion is bounded (a scene cut or a lost face must not
-        # tear the picture apart): each keypoint stays within max_expression face sizes of
-        # where the head motion alone would put it.
-        rigid = head_new + (kp_src - src["centre"]) @ head_J.T
-        excess = kp_new - rigid
-        limit = p.max_expression * src["face_size"]
-        norm = np.linalg.norm(excess, axis=1, keepdims=True)
-        kp_new = rigid + excess * np.minimum(1.0, limit / np.maximum(norm, 1e-9))
-
-        kps_new = np.vstack([kp_new, head_new[None]])
-        kps_src = np.vstack([kp_src, src["centre"][None]])
-        jacs = np.concatenate([J_new, head_J[None]], axis=0)
-        affines = lm.backward_affines(kps_src, kps_new, jacs)
-        # Body (neck, shoulders): the driving body's own motion, transferred like a keypoint,
-        # else a damped copy of the head's backward map.
-        body_src = src["body"]
-        motion: ls.DrivingMotion | None = ref.get("motion")
-        body, bg = motion.motion(image) if motion is not None else (None, None)
-        if body is not None:
-            A_b = lm.adapt_linear(to_src, self.options.adapt_scale)
-            ref_body = np.linalg.solve(to_src.A, body_src - to_src.b)
-            body_new, body_J = lm.relative_transfer(body_src[None], ref_body[None], body.apply(ref_body[None]),
-                                                    body.A[None], A_b)
-            body_new = body_new[0]
-            body_aff = lm.backward_affines(body_src[None], body_new[None], body_J)[0]
-        else:
-            identity = np.array([1.0, 0.0, 0.0, 1.0, 0.0, 0.0])
-            body_aff = (1.0 - p.body_follow) * identity + p.body_follow * affines[-1]
-            B = body_aff[:4].reshape(2, 2)
-            body_new = np.linalg.solve(B, body_src - body_aff[4:])
-        affines = np.vstack([affines, body_aff[None]])
-        kps_all = np.vstack([kps_new, body_new[None]])
-        fs = src["face_size"]
-        sigma = np.concatenate([src["sigma"], [p.head_sigma * fs, p.body_sigma * fs]])
-        amp = np.concatenate([np.ones(len(kp_new)), [p.head_amp, p.body_amp]])
-        weights = lm.gaussian_weights(kps_all, sigma, amp, self._xs, self._ys)
-
-        # Openings that the output shows wider than the source: interior maps + weights.
-        extra_w, extra_a, mouth_poly, mouth_dark = [], [], None, 0.0
-        for key, ring, corners, pairs in (
-            ("mouth", lg.MOUTH_INNER_RING, lg.MOUTH_CORNERS, lg.MOUTH_INNER_PAIRS),
-            ("reye", lg.RIGHT_EYE_RING, lg.RIGHT_EYE_CORNERS, lg.RIGHT_EYE_PAIRS),
-            ("leye", lg.LEFT_EYE_RING, lg.LEFT_EYE_CORNERS, lg.LEFT_EYE_PAIRS),
-        ):
-            s_axis = src[key]
-            n_axis = lm.opening_axis(target, corners, pairs)
-            gain = np.clip((n_axis[3] - s_axis[3]) / max(0.08 * n_axis[2], 1e-6), 0.0, 1.0)
-            if gain <= 0.0:
-                continue
-            poly = target[list(ring)]
-            extra_w.append(self._polygon_weight(poly) * (p.region_amp * gain))
-            extra_a.append(lm.region_affine(s_axis, n_axis))
-            if key == "mouth":
-                mouth_poly = poly
-                mouth_dark = p.mouth_darken * gain * float(np.clip(1.0 - s_axis[3] / max(n_axis[3], 1e-6), 0, 1))
-
-        # Background: the driving background's motion transferred like a keypoint at the crop
-        # centre (a similarity commutes with A), else the identity.
-        bg_aff = np.array([1.0, 0.0, 0.0, 1.0, 0.0, 0.0])
-        if bg is not None:
-            A_g = lm.adapt_linear(to_src, self.options.adapt_scale)
-            c = np.full(2, (self.size - 1) / 2.0)
-            ref_c = np.linalg.solve(to_src.A, c - to_src.b)
-            c_new = c + (bg.apply(ref_c[None])[0] - ref_c) @ A_g.T
-            bg_aff = lm.backward_affines(c[None], c_new[None], bg.A[None])[0]
-        all_w = [weights, *(w[None] for w in extra_w), src["border_w"][None]]
-        all_a = [affines, *(a[None] for a in extra_a), bg_aff[None]]
-        W = np.concatenate(all_w, axis=0)
-        affs = np.concatenate(all_a, axis=0)
-        coarse = lm.blend_backward(W, affs, self._xs, self._ys)  # rxrx2 sampling positions
-
-        r = p.flow_res
-        flow_c = coarse - self._grid_c
-        flow = cv2.resize(flow_c, (self.size, self.size), interpolation=cv2.INTER_LINEAR) if r != self.size else flow_c
-        map_x = self._gx + flow[..., 0]
-        map_y = self._gy + flow[..., 1]
-        out = cv2.remap(self._blinked(drv), map_x, map_y, interpolation=cv2.INTER_LINEAR,
-                        borderMode=cv2.BORDER_REPLICATE)
-        if src["alpha"] is not None:
-            a = cv2.remap(src["alpha"], map_x, map_y, interpolation=cv2.INTER_LINEAR,
-                          borderMode=cv2.BORDER_REPLICATE)
-            # The plate moves with the background: the backward affine, in extended-plate px.
-            if bg is None:
-                plate = src["plate_in"]
-            else:
-                m = bg_aff[[0, 1, 4, 2, 3, 5]].reshape(2, 3).copy()  # dst -> src (WARP_INVERSE_MAP)
-                m[:, 2] += self._margin
-                plate = cv2.warpAffine(src["plate"], m, (self.size, self.size),
-                                       flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_REPLICATE)
-            out = cv2.blendLinear(out, plate, a, 1.0 - a)
-        if mouth_poly is not None and mouth_dark > 0.01:
-            out = self._darken(out, mouth_poly, mouth_dark)
+        motion = self._bound_expression(self._keypoint_motion(drv))
+        kps_src = np.vstack([src.kp, src.centre[None]])
+        kps_new = np.vstack([motion.kp_new, motion.head_new[None]])
+        affines = lm.backward_affines(kps_src, kps_new, np.concatenate([motion.J_new, motion.head_J[None]]))
+        body, bg = ref.motion.motion(image) if ref.motion is not None else (None, None)
+        body_new, body_aff = self._body_affine(body, affines[-1])
+        fs = src.face_size
+        weights = lm.gaussian_weights(
+            np.vstack([kps_new, body_new[None]]),
+            np.concatenate([src.sigma, [p.head_sigma * fs, p.body_sigma * fs]]),
+            np.concatenate([np.ones(len(motion.kp_new)), [p.head_amp, p.body_amp]]), self._xs, self._ys)
+        openings = find_openings({k: src.axis(k) for k in ("mouth", "reye", "leye")}, motion.target,
+                                 self.size, p.flow_res, p.region_amp, p.mouth_darken)
+        bg_aff = self._background_affine(bg)
+        W = np.concatenate([weights, *(w[None] for w in openings.weights), src.border_w[None]], axis=0)
+        affs = np.concatenate([affines, body_aff[None], *(a[None] for a in openings.affines), bg_aff[None]], axis=0)
+        flow = self._dense_flow(W, affs)
+        out = self._warp(drv, flow, None if bg is None else bg_aff)
+        if openings.mouth_poly is not None and openings.mouth_dark > 0.01:
+            out = darken(out, openings.mouth_poly, openings.mouth_dark, self.size)
+        ref_centre = ref.landmarks.mean(0)[None]
         self._debug = {
             "kp_source": kps_src.astype(np.float32),
-            "kp_driving": np.vstack([kp_drv, head.apply(ref_pts.mean(0)[None])]).astype(np.float32),
+            "kp_driving": np.vstack([motion.kp_driving, motion.head.apply(ref_centre)]).astype(np.float32),
             "kp_output": kps_new.astype(np.float32),
             "flow": flow,
             "weights": W,
         }
         return np.ascontiguousarray(out)
 
+    def _keypoint_motion(self, drv: np.ndarray) -> FrameMotion:
+        """Where the source keypoints and the head go (relative or absolute transfer)."""
+        src, ref, p = self._src, self._ref, self.params
+        ref_pts, to_src = ref.landmarks, ref.to_source
+        kp_drv = lm.group_centroids(drv, src.idx, src.mask)
+        head = lm.fit_similarity(ref_pts, drv)  # rigid-ish head motion ref -> driving
+        if self.options.relative:
+            A = lm.adapt_linear(to_src, self.options.adapt_scale)
+            jac = lm.fit_group_jacobians(ref_pts, drv, src.idx, src.mask, p.ridge)
+            kp_new, J_new = lm.relative_transfer(src.kp, ref.kp, kp_drv, jac, A)
+            head_new = src.centre + (head.apply(ref_pts.mean(0)[None])[0] - ref_pts.mean(0)) @ A.T
+            head_J = A @ head.A @ lm.inv2(A)
+            target = src.landmarks + (drv - ref_pts) @ A.T
+        else:
+            # Absolute: the driving face itself, placed on the source by the aligning similarity.
+            target = to_src.apply(drv)
+            kp_new = lm.group_centroids(target, src.idx, src.mask)
+            J_new = lm.fit_group_jacobians(src.landmarks, target, src.idx, src.mask, p.ridge)
+            whole = lm.fit_similarity(src.landmarks, target)
+            head_new = whole.apply(src.centre[None])[0]
+            head_J = whole.A
+        return FrameMotion(kp_drv, head, kp_new, J_new, head_new, head_J, target)
+
+    def _bound_expression(self, motion: FrameMotion) -> FrameMotion:
+        """Expression on top of the head motion is bounded (a scene cut or a lost face must not
+        tear the picture apart): each keypoint stays within max_expression face sizes of where
+        the head motion alone would put it."""
+        src = self._src
+        rigid = motion.head_new + (src.kp - src.centre) @ motion.head_J.T
+        excess = motion.kp_new - rigid
+        limit = self.params.max_expression * src.face_size
+        norm = np.linalg.norm(excess, axis=1, keepdims=True)
+        return replace(motion, kp_new=rigid + excess * np.minimum(1.0, limit / np.maximum(norm, 1e-9)))
+
+    def _body_affine(self, body: lm.Similarity | None, head_aff: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(where the body keypoint goes, its backward affine): the driving body's own motion,
+        transferred like a keypoint, else a damped copy of the head's backward map."""
+        src, to_src, p = self._src, self._ref.to_source, self.params
+        if body is not None:
+            A_b = lm.adapt_linear(to_src, self.options.adapt_scale)
+            ref_body = np.linalg.solve(to_src.A, src.body - to_src.b)
+            body_new, body_J = lm.relative_transfer(src.body[None], ref_body[None], body.apply(ref_body[None]),
+                                                    body.A[None], A_b)
+            return body_new[0], lm.backward_affines(src.body[None], body_new[0][None], body_J)[0]
+        body_aff = (1.0 - p.body_follow) * _IDENTITY + p.body_follow * head_aff
+        return np.linalg.solve(body_aff[:4].reshape(2, 2), src.body - body_aff[4:]), body_aff
+
+    def _background_affine(self, bg: lm.Similarity | None) -> np.ndarray:
+        """The driving background's motion transferred like a keypoint at the crop centre (a
+        similarity commutes with A), else the identity."""
+        if bg is None:
+            return _IDENTITY.copy()
+        to_src = self._ref.to_source
+        A_g = lm.adapt_linear(to_src, self.options.adapt_scale)
+        c = np.full(2, (self.size - 1) / 2.0)
+        ref_c = np.linalg.solve(to_src.A, c - to_src.b)
+        c_new = c + (bg.apply(ref_c[None])[0] - ref_c) @ A_g.T
+        return lm.backward_affines(c[None], c_new[None], bg.A[None])[0]
+
+    def _dense_flow(self, weights: np.ndarray, affines: np.ndarray) -> np.ndarray:
+        """Backward flow (size x size x 2 px) blended from the layers on the coarse grid."""
+        coarse = lm.blend_backward(weights, affines, self._xs, self._ys)  # rxrx2 sampling positions
+        flow_c = coarse - self._grid_c
+        if self.params.flow_res == self.size:
+            return flow_c
+        return cv2.resize(flow_c, (self.size, self.size), interpolation=cv2.INTER_LINEAR)
+
+    def _warp(self, drv: np.ndarray, flow: np.ndarray, bg_aff: np.ndarray | None) -> np.ndarray:
+        """The (blinked) source warped by ``flow``; in layered mode the person over the plate,
+        which moves with the background's backward affine ``bg_aff`` (None: it stays)."""
+        src = self._src
+        map_x = self._gx + flow[..., 0]
+        map_y = self._gy + flow[..., 1]
+        out = cv2.remap(self._blinked(drv), map_x, map_y, interpolation=cv2.INTER_LINEAR,
+                        borderMode=cv2.BORDER_REPLICATE)
+        if src.alpha is None:
+            return out
+        a = cv2.remap(src.alpha, map_x, map_y, interpolation=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        if bg_aff is None:
+            plate = src.plate_in
+        else:
+            m = bg_aff[[0, 1, 4, 2, 3, 5]].reshape(2, 3).copy()  # dst -> src (WARP_INVERSE_MAP)
+            m[:, 2] += self._margin
+            plate = cv2.warpAffine(src.plate, m, (self.size, self.size),
+                                   flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_REPLICATE)
+        return cv2.blendLinear(out, plate, a, 1.0 - a)
+
     def _blinked(self, drv: np.ndarray) -> np.ndarray:
         """The (extended) source image with its upper lids lowered as far as the driving eyes
-        closed against the reference (``landmark_lids``); the cached image when both are open."""
+        closed against the reference (``lids``); the cached image when both are open."""
         src, ref, p = self._src, self._ref, self.params
         assert src is not None and ref is not None
-        image = src["image_x"]
+        image = src.image_x
         if not p.blink:
             return image
         # Relative: the driving eye against the reference eye; absolute: against the source's.
-        base = ref["eyes"] if self.options.relative else src["eyes"]
-        for lid, eye, b in zip(src["lids"], _EYES, base, strict=True):
+        base = ref.eyes if self.options.relative else src.eyes
+        for lid, eye, b in zip(src.lids, _EYES, base, strict=True):
             if lid is None:
                 continue
             f = ll.fraction(ll.openness(drv, *eye) / max(b, 1e-6), p.blink_open, p.blink_closed)
             if f < 1.0:
-                if image is src["image_x"]:
+                if image is src.image_x:
                     image = image.copy()
                 ll.close(image, lid, f)
         return image
-
-    def _polygon_weight(self, poly: np.ndarray) -> np.ndarray:
-        """Soft mask (flow grid) of a polygon given in crop px."""
-        r = self.params.flow_res
-        canvas = np.zeros((r, r), np.float32)
-        pts = np.round(((poly + 0.5) * (r / self.size) - 0.5) * 4).astype(np.int32)
-        cv2.fillPoly(canvas, [pts], 1.0, lineType=cv2.LINE_AA, shift=2)
-        return cv2.GaussianBlur(canvas, (3, 3), 0)
-
-    def _darken(self, out: np.ndarray, poly: np.ndarray, amount: float) -> np.ndarray:
-        """Darken a newly opened mouth's interior (soft polygon mask, only its bounding box)."""
-        k = max(3, int(self.size / 64) | 1)
-        x0, y0 = np.floor(poly.min(0)).astype(int) - k
-        x1, y1 = np.ceil(poly.max(0)).astype(int) + k + 1
-        x0, y0 = max(x0, 0), max(y0, 0)
-        x1, y1 = min(x1, self.size), min(y1, self.size)
-        if x1 <= x0 or y1 <= y0:
-            return out
-        canvas = np.zeros((y1 - y0, x1 - x0), np.float32)
-        pts = np.round((poly - (x0, y0)) * 4).astype(np.int32)
-        cv2.fillPoly(canvas, [pts], 1.0, lineType=cv2.LINE_AA, shift=2)
-        canvas = cv2.GaussianBlur(canvas, (k, k), 0)
-        factor = (1.0 - amount * canvas)[..., None]
-        region = out[y0:y1, x0:x1]
-        out[y0:y1, x0:x1] = (region * factor).astype(np.uint8)
-        return out
