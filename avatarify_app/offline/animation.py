@@ -23,6 +23,7 @@ from avatarify_app.frames import as_frame, load_image, resize
 from avatarify_app.offline.cuts import CutDetector
 from avatarify_app.pipeline.video import VideoWriter, read_video
 from avatarify_app.tracking import paste_back
+from avatarify_app.tracking.crop import to_size
 
 log = logging.getLogger(__name__)
 
@@ -113,6 +114,9 @@ def animate_crops(engine, source: np.ndarray, driving: list, shots: list[range],
     reference frame (motion never carries over a cut), forward from it to the shot's end and
     backward to its start; frames without a face repeat their neighbour in that order, a shot
     without a face shows the source."""
+    size = int(engine.size)
+    out_size = int(getattr(engine, "output_size", size))
+    source = to_size(source, None, out_size)[0]
     out: list[np.ndarray] = [source] * len(driving)
 
     def run(indices: Iterable[int], last: np.ndarray) -> None:
@@ -120,7 +124,7 @@ def animate_crops(engine, source: np.ndarray, driving: list, shots: list[range],
             item = driving[i]
             if item is not None:
                 try:
-                    last = engine.predict(item[0], item[1])
+                    last = engine.predict(*to_size(item[0], item[1], size))
                 except NoFaceError:
                     pass
             out[i] = last
@@ -134,7 +138,7 @@ def animate_crops(engine, source: np.ndarray, driving: list, shots: list[range],
             continue
         for forward in (True, False):
             engine.set_reference(None)
-            engine.set_reference(driving[ref][0], driving[ref][1])
+            engine.set_reference(*to_size(driving[ref][0], driving[ref][1], size))
             if forward:
                 run(range(ref, shot.stop), source)
             else:  # backward: frames without a face repeat what follows them in time
@@ -179,7 +183,7 @@ def animate_video(source: str | Path, driving: str | Path, output: str | Path, c
 
             aligned = align_portrait(image)
             src_crop, src_lms = aligned.image, aligned.landmarks
-        engine.set_source(src_crop, src_lms)
+        engine.set_source(*to_size(src_crop, src_lms, engine.size))
         driving_items, meta, shots = track_video(driving, no_crop)
         if not driving_items:
             raise SourceError(f"{driving} has no frames.", "Use a video with at least one frame.")
@@ -195,7 +199,8 @@ def animate_video(source: str | Path, driving: str | Path, output: str | Path, c
     finally:
         engine.close()
     fps = float(meta.get("fps") or 25.0)
-    size = (CROP, CROP) if aligned is None else (image.shape[1], image.shape[0])
+    side = crops[0].shape[0]
+    size = (side, side) if aligned is None else (image.shape[1], image.shape[0])
     with VideoWriter(output, fps, size, audio_from=driving) as writer, progress(len(crops), "writing") as bar:
         for crop in crops:
             writer.write(crop if aligned is None else paste_back(image, crop, aligned.box))

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from avatarify_app.cli import main
-from avatarify_app.offline.reconstruction import split_shots
 from avatarify_app.offline.metrics import ReconstructionScore, l1
+from avatarify_app.offline.reconstruction import split_shots
 from avatarify_app.paths import AVATARS_DIR
 
 
