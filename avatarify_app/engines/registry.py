@@ -209,6 +209,15 @@ class Registry:
             raise ConfigError(f"Unknown engine {name!r}.", f"Use auto or one of: {', '.join(self.names())}.")
         return spec
 
+    def fallback(self) -> EngineSpec:
+        """The engine to fall back on when another cannot be built: the last one ``--engine
+        auto`` would try whose needs are met with no options at all (the built-in engine, which
+        needs no weights, comes last in ``BUILTIN``)."""
+        for spec in reversed(self.specs()):
+            if spec.auto and spec.detect(EngineConfig(name=spec.name)).ok:
+                return spec
+        raise EngineError("No engine can run here.", "Install the app's requirements again (`make setup`).")
+
     def options(self) -> list[tuple[EngineOption, list[EngineSpec]]]:
         """Every option once, with the engines that declare it (in registry order)."""
         seen: dict[str, tuple[EngineOption, list[EngineSpec]]] = {}

@@ -89,3 +89,10 @@ def test_small_checkpoint_loads_with_a_yaml_beside_it(tmp_path, shared_fomm):
         assert out.shape == (256, 256, 3) and out.dtype == np.uint8
     finally:
         engine.close()
+
+
+def test_fallback_is_the_engine_that_needs_nothing(monkeypatch, tmp_path):
+    ckpt = tmp_path / "vox-cpk.pth.tar"
+    torch.save({"kp_detector": {}, "generator": {}}, ckpt)
+    monkeypatch.setattr("avatarify_app.engines.fomm.find_checkpoint", lambda directory=None: ckpt)
+    assert REGISTRY.fallback().name == "landmarks"
