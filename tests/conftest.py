@@ -15,6 +15,7 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 SHARED = Path(__file__).resolve().parent.parent.parent / "shared"
 MEDIA = SHARED / "media"
 FOMM_SHARED = SHARED / "fomm"
+LIVEPORTRAIT_SHARED = SHARED / "liveportrait"
 
 
 @pytest.fixture(autouse=True)
@@ -45,6 +46,14 @@ def shared_fomm() -> Path:
     if not (FOMM_SHARED / "small_vox.pth.tar").is_file():
         pytest.skip("../shared/fomm is not present (reference case only runs where it is)")
     return FOMM_SHARED
+
+
+@pytest.fixture
+def shared_liveportrait() -> Path:
+    """../shared/liveportrait: keys.json (the released layout) and small_lp (a reference case)."""
+    if not ((LIVEPORTRAIT_SHARED / "keys.json").is_file() and (LIVEPORTRAIT_SHARED / "small_lp" / "case.npz").is_file()):
+        pytest.skip("../shared/liveportrait is not present (reference cases only run where it is)")
+    return LIVEPORTRAIT_SHARED
 
 
 @pytest.fixture
