@@ -61,6 +61,26 @@ def test_small_lp_case_is_what_its_readme_says(shared_liveportrait):
     assert ref["spade_out"].shape[-1] == 512  # upscale 2
 
 
+def test_small_lp_as_safetensors_loads_the_same_tensors(shared_liveportrait, tmp_path):
+    """The released files converted to .safetensors (the retargeting file with flat
+    ``retarget_*.`` keys) load to the very same tensors as the .pth files."""
+    from safetensors.torch import save_file
+
+    root = shared_liveportrait / "small_lp"
+    params = json.loads((root / "model_params.json").read_text())
+    for sub in ("base_models", "retargeting_models"):
+        (tmp_path / sub).mkdir()
+        for f in (root / sub).glob("*.pth"):
+            data = torch.load(f, weights_only=True)
+            if sub == "retargeting_models":
+                data = {f"{part}.{k}": v for part, sd in data.items() for k, v in sd.items()}
+            save_file({k: v.contiguous() for k, v in data.items()}, str(tmp_path / sub / f"{f.stem}.safetensors"))
+    a, b = load_liveportrait(root, params), load_liveportrait(tmp_path, params)
+    for (name, x), (_, y) in zip(a.named_networks(), b.named_networks(), strict=True):
+        sx, sy = x.state_dict(), y.state_dict()
+        assert sx.keys() == sy.keys() and all(torch.equal(sx[k], sy[k]) for k in sx), name
+
+
 def _oracle(name: str) -> tuple[dict, dict[str, np.ndarray]]:
     return CASES["cases"][name], dict(np.load(DATA / f"{name}.npz"))
 
