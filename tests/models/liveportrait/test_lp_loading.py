@@ -59,6 +59,18 @@ def test_module_prefix_on_retargeting_keys_is_removed(tmp_path):
     _same_weights(ref, load_liveportrait(folder, tiny_params(num_kp=5)))
 
 
+def test_files_without_batch_counters_load(tmp_path):
+    """Converted files may drop BatchNorm's num_batches_tracked (it does not affect outputs)."""
+    from safetensors.torch import load_file, save_file
+
+    ref, folder = _saved(tmp_path, suffix=".safetensors")
+    path = folder / "base_models" / "warping_module.safetensors"
+    sd = load_file(str(path))
+    save_file({k: v for k, v in sd.items() if not k.endswith("num_batches_tracked")}, str(path))
+    models = load_liveportrait(folder, tiny_params(num_kp=5))
+    assert torch.equal(_render(models), _render(ref))
+
+
 def test_safetensors_preferred_where_both_exist(tmp_path):
     ref, folder = _saved(tmp_path, suffix=".safetensors", seed=1)
     _, other_folder = _saved(tmp_path, name="other", seed=2)
