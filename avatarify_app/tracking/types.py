@@ -31,13 +31,19 @@ class Face:
 class AlignedFace:
     """A portrait framed for the engines: ``image`` (size x size frame), ``landmarks`` (468, 2)
     float32 crop px, ``box`` in the original's px, ``full_shape`` (H, W) of the original,
-    ``face`` as found in the original."""
+    ``face`` as found in the original.
+
+    ``notes``: what the user should know about this portrait, one sentence each (it was scaled
+    down or flattened on load, which of several faces is animated, the face is so small that
+    the animation will look blurry). Already logged; the command line prints them and the
+    desktop app shows them in its status bar."""
 
     image: np.ndarray
     landmarks: np.ndarray
     box: CropBox
     full_shape: tuple[int, int]
     face: Face | None = None
+    notes: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, eq=False)

@@ -10,7 +10,7 @@ import pytest
 
 from avatarify_app.config import CropConfig, TrackingConfig
 from avatarify_app.errors import BadImageError, ConfigError, NoFaceError
-from avatarify_app.frames import save_image
+from avatarify_app.frames import load_image, save_image
 from avatarify_app.paths import AVATARS_DIR
 from avatarify_app.tracking import AlignedFace, align_portrait, face_size
 from avatarify_app.tracking.crop import CENTRE_DROP, FACE_FRACTION
@@ -156,3 +156,89 @@ def test_shared_photos(media_dir, aligner, name):
     h, w = a.full_shape
     assert a.box.x0 >= -0.5 and a.box.y0 >= -0.5
     assert a.box.x0 + a.box.side <= w + 0.5 and a.box.y0 + a.box.side <= h + 0.5
+
+
+# --- what the user is told about a portrait (issue 11, items 17 and 18) ---------------------------
+
+@pytest.mark.parametrize("bigger_on_left", [False, True])
+def test_two_faces_say_which_one_is_animated(aligner, astronaut, bigger_on_left):
+    mona = load_image(AVATARS_DIR / "mona_lisa.png")
+    canvas = np.full((600, 1000, 3), 100, np.uint8)
+    small_x, big_x = (650, 50) if bigger_on_left else (50, 550)
+    canvas[200:456, small_x : small_x + 256] = astronaut
+    canvas[100:500, big_x : big_x + 400] = cv2.resize(mona, (400, 400))
+    a = aligner.align(canvas)
+    side = "left" if bigger_on_left else "right"
+    assert f"2 faces found; animating the largest ({side})." in a.notes
+    assert (a.box.cx < 500) == bigger_on_left  # and that is the face it framed
+
+
+def test_one_face_says_nothing(aligner, astronaut):
+    assert aligner.align(astronaut).notes == ()
+    big = cv2.resize(astronaut, (768, 768))
+    assert aligner.align(big).notes == ()
+
+
+def test_small_face_says_the_output_will_be_blurry(aligner, astronaut, caplog):
+    canvas, _ = place(astronaut, (1600, 2400), x=1700, y=1100, scale=0.4)  # face ~45 px tall
+    with caplog.at_level(logging.WARNING, logger="avatarify_app.tracking"):
+        a = aligner.align(canvas)
+    blurry = [n for n in a.notes if "blurry" in n]
+    assert len(blurry) == 1 and "px tall" in blurry[0]
+    px = float(blurry[0].split("only ")[1].split(" px")[0])
+    assert px == pytest.approx(face_size(a.box.to_image(a.landmarks)), abs=1)
+    assert px < 100
+    assert blurry[0] in caplog.text
+
+
+@pytest.mark.parametrize(("seed", "shape"), [(0, (480, 640, 3)), (0, (1024, 1024, 3)), (2, (1024, 1024, 3))])
+def test_noise_is_one_clear_no_face_error(aligner, seed, shape):
+    # These seeds make the detectors fire weakly (score ~0.5-0.6) where the mesh finds nothing.
+    noise = np.random.default_rng(seed).integers(0, 256, shape, dtype=np.uint8)
+    with pytest.raises(NoFaceError) as err:
+        aligner.align(noise)
+    assert err.value.message == "No face found in the picture."
+    assert "detected" not in str(err.value) and "features" not in str(err.value)
+    assert err.value.hint
+
+
+def test_sideways_phone_photo_is_aligned_upright(tmp_path, astronaut):
+    from PIL import Image
+
+    upright = cv2.resize(astronaut, (480, 480))
+    stored = np.ascontiguousarray(np.rot90(upright, k=1))  # what the phone wrote: turned left
+    exif = Image.Exif()
+    exif[0x0112] = 6  # "turn 90 degrees clockwise to view"
+    path = tmp_path / "phone.jpg"
+    Image.fromarray(stored).save(path, quality=95, exif=exif)
+    a = align_portrait(path)
+    lm = a.landmarks
+    assert lm[152, 1] - lm[10, 1] > 0.3 * a.image.shape[0]  # chin well below forehead: upright
+    assert abs(lm[33, 1] - lm[263, 1]) < 0.05 * a.image.shape[0]  # eye corners level
+    assert a.notes == ()
+
+
+def test_transparent_portrait_is_framed_on_grey_and_says_so(tmp_path, astronaut):
+    rgba = np.dstack([astronaut, np.full(astronaut.shape[:2], 255, np.uint8)])
+    rgba[:40, :, :3] = (0, 255, 0)  # a band of bright green hidden under alpha 0
+    rgba[:40, :, 3] = 0
+    path = tmp_path / "cutout.png"
+    cv2.imwrite(str(path), cv2.cvtColor(rgba, cv2.COLOR_RGBA2BGRA))
+    a = align_portrait(path)
+    top = a.box.to_crop(np.array([[128.0, 10.0]], np.float32), a.image.shape[0])[0]
+    x, y = int(top[0]), int(top[1])
+    assert tuple(a.image[y, x]) == pytest.approx((128, 128, 128), abs=3)  # grey, not the hidden green
+    assert any("transparent" in n for n in a.notes)
+    # The same picture as an array in memory is treated alike.
+    b = align_portrait(rgba)
+    assert tuple(b.image[y, x]) == pytest.approx((128, 128, 128), abs=3)
+    assert any("transparent" in n for n in b.notes)
+
+
+def test_an_oversized_array_is_held_to_the_limit():
+    from avatarify_app.frames import MAX_SIDE
+    from avatarify_app.tracking.portrait import to_image_noted
+
+    frame, notes = to_image_noted(np.zeros((300, 5000, 3), np.uint8))
+    assert frame.shape == (round(300 * MAX_SIDE / 5000), MAX_SIDE, 3)
+    assert len(notes) == 1 and "5000x300" in notes[0]
