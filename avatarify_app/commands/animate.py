@@ -36,6 +36,8 @@ def run(args: argparse.Namespace) -> int:
     result = animate_video(args.source, args.driving, args.output, engine_config_from_args(args),
                            MotionOptions(relative=args.relative, adapt_scale=args.adapt_scale),
                            no_crop=args.no_crop, find_best_frame=args.find_best_frame)
+    for note in result.notes:  # about the portrait (logged when found, too)
+        print(f"note: {note}")
     audio = "with the driving video's audio" if result.has_audio else "no audio"
     refs = ", ".join(str(r) for r in result.references)
     print(f"wrote {result.path} ({result.frames} frames, {result.size[0]}x{result.size[1]}, {result.fps:.2f} fps, "

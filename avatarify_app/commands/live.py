@@ -21,6 +21,7 @@ import json
 import sys
 import threading
 import time
+from dataclasses import replace
 from pathlib import Path
 
 from avatarify_app.config import LiveOptions, MotionOptions, VirtualCameraConfig
@@ -147,8 +148,11 @@ def run(args: argparse.Namespace) -> int:
 
     def on_frame(event) -> None:
         counted[0] += 1
-        if args.frames and counted[0] >= args.frames:
+        if args.frames and counted[0] >= args.frames and not done.is_set():
             done.set()
+            # On the inference thread, before it takes another frame: stopping from the main
+            # thread let one more frame reach the sinks (--frames 60 recorded 61).
+            session.stop(close_sinks=False)
 
     def on_error(event) -> None:
         print(f"[{event.stage}] {event.message}", file=sys.stderr, flush=True)
@@ -172,15 +176,18 @@ def run(args: argparse.Namespace) -> int:
     t_start = time.perf_counter()
     interrupted = False
     code = 0
+    ready = None
     session.start()
     try:
         session.wait_ready()
-        stats = session.stats()
+        stats = ready = session.stats()
         if stats.engine is None or not session.has_avatar:
             print("error: cannot start (see the message above).", file=sys.stderr, flush=True)
             code = 2
         else:
             print(f"engine: {stats.engine} on {stats.device}. Ctrl-C stops.", file=out, flush=True)
+            for note in session.avatar_notes:
+                print(f"note: {note}", file=out, flush=True)
             next_print = time.perf_counter() + args.stats_every
             while not done.is_set() and not session.ended:
                 done.wait(0.05)
@@ -190,8 +197,10 @@ def run(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         interrupted = True
     finally:
-        stats = session.stats()
-        session.stop()  # closes the sinks: the recording is finished here
+        session.stop()  # joins the threads, then closes the sinks: the recording is finished here
+        stats = session.stats()  # after the join: every frame the sinks got is counted
+        if ready is not None:  # the stopped inference thread has let go of the engine
+            stats = replace(stats, engine=ready.engine, device=ready.device)
     if code:
         return code
     elapsed = time.perf_counter() - t_start

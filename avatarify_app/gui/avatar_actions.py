@@ -42,6 +42,14 @@ class AvatarActionsMixin:
         session.update_options(self._current_options())
         self._restore_calibration(path)
 
+    def show_avatar_notes(self) -> None:
+        """Say in the status bar what the session noticed about the portrait it now animates
+        (``Session.avatar_notes``), once per portrait; called with every stats update."""
+        notes = self.session.avatar_notes if self.session is not None else ()
+        if notes and notes is not getattr(self, "_avatar_notes_shown", None):
+            self._avatar_notes_shown = notes
+            self.statusBar().showMessage(" ".join(notes), 15000)
+
     def choose_avatar_files(self) -> None:
         patterns = " ".join(f"*{s}" for s in IMAGE_SUFFIXES)
         files, _ = QFileDialog.getOpenFileNames(self, "Add portraits", "", f"Images ({patterns})")
@@ -54,9 +62,10 @@ class AvatarActionsMixin:
         self.statusBar().showMessage(f"Finding the face in {path.name}...")
         self._busy(+1)
 
-        def done(saved: Path) -> None:
+        def done(result: tuple[Path, tuple[str, ...]]) -> None:
+            saved, notes = result
             self._task_finished()
-            self.statusBar().showMessage(f"Added {saved.name}", 4000)
+            self.statusBar().showMessage(" ".join((f"Added {saved.name}.", *notes)), 15000 if notes else 4000)
             self.reload_gallery()
             self.gallery.select_path(saved)
 
@@ -65,7 +74,7 @@ class AvatarActionsMixin:
             self.statusBar().clearMessage()
             self.show_error("Cannot add this portrait", f"{path.name}: {err}")
 
-        self.tasks.submit(lambda: store.import_avatar(path), done, failed)
+        self.tasks.submit(lambda: store.import_avatar_noted(path), done, failed)
 
     def remove_avatar(self, path: Path) -> None:
         avatar = next((a for a in store.list_avatars() if a.path == Path(path)), None)

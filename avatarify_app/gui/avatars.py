@@ -25,7 +25,7 @@ import numpy as np
 
 from avatarify_app import paths
 from avatarify_app.errors import BadImageError
-from avatarify_app.frames import IMAGE_SUFFIXES, load_image, save_image
+from avatarify_app.frames import IMAGE_SUFFIXES, save_image
 
 log = logging.getLogger(__name__)
 
@@ -72,14 +72,19 @@ def import_avatar(source: str | Path) -> Path:
 
     Slow (face detection): call it off the GUI thread. Raises BadImageError / NoFaceError.
     """
+    return import_avatar_noted(source)[0]
+
+
+def import_avatar_noted(source: str | Path) -> tuple[Path, tuple[str, ...]]:
+    """``import_avatar``, and what the user should know about the photo (``AlignedFace.notes``:
+    scaled down, transparency flattened, which of several faces, blurry)."""
     src = Path(source)
     if src.suffix.lower() not in IMAGE_SUFFIXES:
         raise BadImageError(f"{src.name} is not an image file.",
                             f"Use one of: {', '.join(IMAGE_SUFFIXES)}.")
-    image = load_image(src)
     from avatarify_app.tracking import align_portrait  # mediapipe: imported only when needed
 
-    aligned = align_portrait(image)
+    aligned = align_portrait(src)  # reads the file (EXIF orientation, size limit, alpha) with its notes
     face = aligned.image
     if face.shape[:2] != (AVATAR_SIZE, AVATAR_SIZE):
         from avatarify_app.frames import resize
@@ -90,7 +95,7 @@ def import_avatar(source: str | Path) -> Path:
     target = _unique_name(folder, src.stem)
     save_image(target, np.ascontiguousarray(face))
     log.info("imported avatar %s -> %s", src, target)
-    return target
+    return target, aligned.notes
 
 
 def remove_avatar(avatar: Avatar) -> None:

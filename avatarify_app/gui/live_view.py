@@ -100,6 +100,7 @@ class LiveViewMixin:
             text = (stats.sinks or {}).get(getattr(self._vcam_sink, "name", ""), None)
             if text:
                 self.vcam_status.setText(f"on: {text}")
+        self.show_avatar_notes()
 
     def _on_error(self, event: Any) -> None:
         stage, message = event.stage, event.message

@@ -19,7 +19,7 @@ import numpy as np
 
 from avatarify_app.config import EngineConfig, MotionOptions
 from avatarify_app.errors import NoFaceError, SourceError
-from avatarify_app.frames import as_frame, load_image, resize
+from avatarify_app.frames import as_frame, read_image, resize
 from avatarify_app.offline.cuts import CutDetector
 from avatarify_app.pipeline.video import VideoWriter, read_video
 from avatarify_app.tracking import paste_back
@@ -156,6 +156,7 @@ class AnimationResult:
     engine: str
     shots: int
     references: tuple[int, ...]
+    notes: tuple[str, ...] = ()  # about the portrait (tracking.AlignedFace.notes)
 
 
 def animate_video(source: str | Path, driving: str | Path, output: str | Path, config: EngineConfig,
@@ -172,7 +173,8 @@ def animate_video(source: str | Path, driving: str | Path, output: str | Path, c
     from avatarify_app.engines import create_engine as default_create
 
     create_engine = create_engine or default_create
-    image = load_image(source)
+    loaded = read_image(source)
+    image, notes = loaded.frame, loaded.notes
     # The engine (and its checkpoint) first: a bad checkpoint fails before the video is tracked.
     engine = create_engine(config, motion)
     try:
@@ -183,6 +185,7 @@ def animate_video(source: str | Path, driving: str | Path, output: str | Path, c
 
             aligned = align_portrait(image)
             src_crop, src_lms = aligned.image, aligned.landmarks
+            notes = (*notes, *aligned.notes)
         engine.set_source(*to_size(src_crop, src_lms, engine.size))
         driving_items, meta, shots = track_video(driving, no_crop)
         if not driving_items:
@@ -206,4 +209,4 @@ def animate_video(source: str | Path, driving: str | Path, output: str | Path, c
             writer.write(crop if aligned is None else paste_back(image, crop, aligned.box))
             bar.update(1)
     return AnimationResult(writer.path, writer.frames, writer.size, fps, writer.has_audio, engine.name,
-                           len(shots), tuple(r for r in refs if r is not None))
+                           len(shots), tuple(r for r in refs if r is not None), notes)

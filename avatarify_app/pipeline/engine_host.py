@@ -14,7 +14,7 @@ import numpy as np
 
 from avatarify_app.config import EngineConfig, TrackingConfig
 from avatarify_app.errors import BadImageError
-from avatarify_app.frames import as_frame, check_frame, load_image
+from avatarify_app.frames import as_frame, check_frame, read_image
 from avatarify_app.tracking.crop import to_size
 
 log = logging.getLogger(__name__)
@@ -46,10 +46,12 @@ def default_pose_match(a: np.ndarray, b: np.ndarray) -> float:
 
 @dataclass(frozen=True)
 class Avatar:
-    """The aligned portrait (any square size) and its landmarks in its px, or None."""
+    """The aligned portrait (any square size), its landmarks in its px (or None), and what the
+    user should know about it (``tracking.AlignedFace.notes``)."""
 
     image: np.ndarray
     landmarks: np.ndarray | None
+    notes: tuple[str, ...] = ()
 
 
 def close_quietly(obj) -> None:
@@ -95,15 +97,18 @@ class EngineHost:
 
     def _apply_avatar(self, spec: str | Path | np.ndarray) -> None:
         try:
+            notes: tuple[str, ...] = ()
             if isinstance(spec, (str, Path)):
-                image = load_image(spec)
+                loaded = read_image(spec)
+                image, notes = loaded.frame, loaded.notes
             else:
                 try:
                     image = as_frame(spec)
                 except (ValueError, TypeError) as err:
                     raise BadImageError(f"Not an image: {err}") from err
             aligned = self._aligner(image, self.tracking)
-            avatar = Avatar(check_frame(aligned.image, "aligned avatar"), aligned.landmarks)
+            avatar = Avatar(check_frame(aligned.image, "aligned avatar"), aligned.landmarks,
+                            (*notes, *getattr(aligned, "notes", ())))
             if self._engine is not None:
                 face, lms = to_size(avatar.image, avatar.landmarks, self._engine.size)
                 self._engine.set_source(face, lms)

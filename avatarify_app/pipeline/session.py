@@ -228,6 +228,14 @@ class Session(CaptureSide, InferenceWorker, EngineHost, ReferenceKeeper):
     def has_avatar(self) -> bool:
         return self._avatar is not None
 
+    @property
+    def avatar_notes(self) -> tuple[str, ...]:
+        """What the user should know about the avatar in use (``tracking.AlignedFace.notes``: scaled
+        down, transparency flattened, which of several faces, blurry); the same tuple object until
+        the avatar changes."""
+        avatar = self._avatar
+        return avatar.notes if avatar is not None else ()
+
     def avatar_crop(self) -> np.ndarray | None:
         """The aligned avatar crop the engine animates (engine size; read-only), or None.
 
