@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import subprocess
 import tempfile
 from collections.abc import Iterator
@@ -43,11 +44,12 @@ def probe_video(path: str | Path) -> dict[str, Any]:
     if not p.is_file():
         raise SourceError(f"Video not found: {p}", "Check the path to the video.")
     try:
-        gen = imageio_ffmpeg.read_frames(str(p))
+        gen = imageio_ffmpeg.read_frames(str(p), input_params=["-hide_banner"])
         meta = next(gen)
         gen.close()
     except (OSError, RuntimeError, StopIteration) as err:
-        raise SourceError(f"Cannot read {p.name} as a video: {_last_line(str(err))}",
+        log.debug("ffmpeg cannot read %s: %s", p, err)
+        raise SourceError(f"Cannot read {p.name} as a video (ffmpeg: {_last_line(str(err))}).",
                           "Use an .mp4/.avi/.mov file.") from err
     return meta
 
@@ -56,13 +58,14 @@ def iter_video(path: str | Path, *, start: float = 0.0, max_frames: int = 0) -> 
     """The frames (uint8 RGB) of a video file, from ``start`` seconds, at most ``max_frames`` (0 = all)."""
     import imageio_ffmpeg
 
-    params = ["-ss", f"{start:.3f}"] if start > 0 else None
+    params = ["-hide_banner", *(["-ss", f"{start:.3f}"] if start > 0 else [])]
     gen = imageio_ffmpeg.read_frames(str(path), input_params=params)
     try:
         meta = next(gen)
     except (OSError, RuntimeError, StopIteration) as err:
         gen.close()
-        raise SourceError(f"Cannot read {Path(path).name} as a video: {_last_line(str(err))}",
+        log.debug("ffmpeg cannot read %s: %s", path, err)
+        raise SourceError(f"Cannot read {Path(path).name} as a video (ffmpeg: {_last_line(str(err))}).",
                           "Use an .mp4/.avi/.mov file.") from err
     w, h = meta["size"]
     n = 0
@@ -87,9 +90,24 @@ def frame_count_estimate(meta: dict[str, Any]) -> int:
     return round(float(meta.get("duration") or 0) * float(meta.get("fps") or 0))
 
 
+_FFMPEG_PREFIX = re.compile(r"^\[[^\]]*@ ?(0x)?[0-9a-fA-F]+\]\s*")
+_FFMPEG_BANNER = ("ffmpeg version", "built with", "configuration:", "libav", "libsw", "libpostproc")
+
+
+def ffmpeg_reason(log_text: str, *, first: bool = True) -> str:
+    """One line of ffmpeg's log for the user: without its banner and its "[component @ 0x...]"
+    prefixes; the ``first`` line (the cause, in an error-level log) or the last one (ffmpeg's
+    summary, in an info-level log where warnings come first)."""
+    lines = [_FFMPEG_PREFIX.sub("", line).strip() for line in log_text.splitlines()]
+    lines = [line for line in lines if line and not line.lower().startswith(_FFMPEG_BANNER)]
+    if not lines:
+        return "no message from ffmpeg"
+    return lines[0] if first else lines[-1]
+
+
 def _last_line(text: str) -> str:
-    lines = [ln.strip() for ln in text.strip().splitlines() if ln.strip()]
-    return lines[-1] if lines else "no detail"
+    """ffmpeg's summary line from imageio-ffmpeg's reading error (its log follows "=== stderr ===")."""
+    return ffmpeg_reason(text.split("=== stderr ===")[-1], first=False)
 
 
 # ----------------------------------------------------------------------------- writing
@@ -139,10 +157,13 @@ class VideoWriter:
         self._stderr: Any = None
         self._cv: cv2.VideoWriter | None = None
         self._closed = False
+        self._failed = False  # a write failed and was reported: close() cleans up without raising again
+        if self.path.is_dir():
+            raise SinkError(f"{self.path} is a folder.", "Give a file name ending in .mp4.")
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as err:
-            raise SinkError(f"Cannot create the folder for {self.path}: {err}",
+            raise SinkError(f"Cannot create the folder for {self.path.name}: {err.strerror or err}.",
                             "Pick a folder you can write to.") from err
         audio = None
         if audio_from is not None and probe_video(audio_from).get("audio_codec"):
@@ -184,10 +205,13 @@ class VideoWriter:
         self.has_audio = audio is not None
 
     def _ffmpeg_error(self) -> str:
+        """ffmpeg's reason in one line (its whole error-level log goes to the debug log)."""
         if self._stderr is None:
             return ""
         self._stderr.seek(0)
-        return self._stderr.read().decode("utf-8", "replace").strip()[-500:]
+        text = self._stderr.read().decode("utf-8", "replace")
+        log.debug("ffmpeg's log for %s:\n%s", self.path, text)
+        return ffmpeg_reason(text)
 
     def write(self, frame: np.ndarray) -> None:
         check_frame(frame)
@@ -199,8 +223,10 @@ class VideoWriter:
             try:
                 self._proc.stdin.write(frame.tobytes())
             except (BrokenPipeError, OSError, ValueError) as err:
-                raise SinkError(f"ffmpeg stopped while writing {self.path.name}: {self._ffmpeg_error()}",
-                                "Check the free disk space and that the file is writable.") from err
+                self._failed = True
+                raise SinkError(f"Cannot write {self.path.name}: {self._ffmpeg_error()}",
+                                "Write to a file ending in .mp4 in a folder you can write to, "
+                                "with free disk space.") from err
         else:
             self._cv.write(rgb_to_bgr(frame))
         self.frames += 1
@@ -237,10 +263,16 @@ class VideoWriter:
             os.replace(self._partial, self.path)
             log.info("wrote %d frames to %s (%s)", self.frames, self.path, self.codec)
             return
-        self._partial.unlink(missing_ok=True)
-        if not ok:
+        self._drop_partial()
+        if not ok and not self._failed:
             raise SinkError(f"The encoder failed to finish {self.path.name} ({message}).",
                             "Check the free disk space and that the folder is writable.")
+
+    def _drop_partial(self) -> None:
+        try:
+            self._partial.unlink(missing_ok=True)
+        except OSError as err:  # e.g. a name the file system refuses: nothing was written to remove
+            log.debug("cannot remove %s: %s", self._partial, err)
 
     def abort(self) -> None:
         """Stop without keeping anything (the target, if it existed, is untouched)."""
@@ -256,7 +288,7 @@ class VideoWriter:
             proc.wait()
             self._stderr.close()
             self._stderr = None
-        self._partial.unlink(missing_ok=True)
+        self._drop_partial()
 
     def __enter__(self) -> VideoWriter:
         return self
