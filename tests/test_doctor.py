@@ -11,7 +11,8 @@ def test_doctor_reports_every_check(capsys):
     code = main(["doctor", "--max-camera-index", "2"])
     out = capsys.readouterr().out
     assert code in (0, 1)
-    for what in ("python", "torch", "device", "mediapipe", "cameras", "virtual camera", "engine fomm", "engine landmarks", "engine auto",
+    for what in ("python", "torch", "device", "mediapipe", "qt platform", "cameras", "virtual camera",
+                 "engine fomm", "engine landmarks", "engine auto",
                  "onnxruntime", "mp4 encoder"):
         assert f"] {what}" in out, what
     assert "face models present" in out or "face models missing" in out

@@ -1,16 +1,19 @@
 """`doctor`: what this machine can run, and how to fix what is missing.
 
 Checks, each printed as ``[ok]``, ``[warn]`` or ``[fail]`` with a fix: Python and torch,
-the device that will really run the engines, mediapipe and its face models, cameras,
-the virtual camera, FOMM checkpoints, onnxruntime providers, the MP4 encoder.
+the device that will really run the engines, mediapipe and its face models, the system
+libraries Qt's X11 plugin needs (Linux), cameras, the virtual camera, FOMM checkpoints,
+onnxruntime providers, the MP4 encoder.
 Exit status 1 when something the app cannot work without is missing, else 0.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import platform
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 
 # Face models the tracker loads from the mediapipe package (relative to its folder).
@@ -85,6 +88,32 @@ def check_mediapipe(r: Report) -> None:
         r.line("ok", "mediapipe", f"{version}, face models present ({len(MEDIAPIPE_MODELS)} .tflite files)")
 
 
+def check_qt(r: Report, env: Mapping[str, str] | None = None, system: str | None = None) -> None:
+    """Whether the desktop app's Qt can load its X11 plugin (``qt_check``): a failure where a desktop
+    session would use X11, a warning where it may not (no display, Wayland, QT_QPA_PLATFORM)."""
+    from avatarify_app import qt_check
+
+    env = os.environ if env is None else env
+    system = system or platform.system()
+    if system != "Linux":
+        r.line("ok", "qt platform", f"{system}: Qt's platform plugin needs no extra system libraries")
+        return
+    if qt_check.xcb_plugin() is None:
+        r.line("warn", "qt platform", "PySide6's X11 plugin not found: the desktop app is not installed",
+               "Run `make setup` (or pip install PySide6-Essentials); `live --headless` works without it.")
+        return
+    missing = qt_check.missing_xcb_libraries()
+    if not missing:
+        r.line("ok", "qt platform", "X11 (xcb): every library it needs is installed")
+        return
+    uses = qt_check.qt_uses_xcb(env, system)
+    on_desktop = bool(env.get("DISPLAY") or env.get("WAYLAND_DISPLAY"))
+    where = " (Qt may use Wayland in this session)" if uses is None else ""
+    r.line("fail" if uses and on_desktop else "warn", "qt platform",
+           f"X11 (xcb) cannot load: missing {', '.join(missing)}; the desktop app would not start{where}",
+           "Install them (`live --headless` works without them):\n" + qt_check.install_commands(missing))
+
+
 def check_cameras(r: Report, max_index: int) -> None:
     from avatarify_app.pipeline import list_cameras
 
@@ -156,6 +185,7 @@ def run(args: argparse.Namespace) -> int:
     check_python(r)
     check_torch(r)
     check_mediapipe(r)
+    check_qt(r)
     if args.no_cameras:
         r.line("warn", "cameras", "not probed (--no-cameras)")
     else:

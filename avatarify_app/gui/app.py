@@ -15,6 +15,7 @@ from PySide6.QtWidgets import QApplication
 from avatarify_app.config import EngineConfig, VirtualCameraConfig
 from avatarify_app.gui.main_window import MainWindow
 from avatarify_app.gui.settings import AppSettings
+from avatarify_app.qt_check import check_qt_can_start
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +49,10 @@ def run_app(
     on_screenshot(path, frames_shown): called once the PNG is saved (the command reports it).
     """
     use_own_qt_plugins()
-    app = QApplication.instance() or QApplication(sys.argv[:1])
+    app = QApplication.instance()
+    if app is None:
+        check_qt_can_start()  # missing X11 libraries: our message with the fix, not Qt's abort
+        app = QApplication(sys.argv[:1])
     app.setApplicationName("Avatarify")
     app.setOrganizationName("avatarify_app")
     window = MainWindow(AppSettings(), camera=camera, avatar=avatar, engine_config=engine_config,
