@@ -23,13 +23,15 @@ def test_measure_reports_the_engines_stages(monkeypatch, backend):
     real = fomm_models.load_model_params
     monkeypatch.setattr(fomm_models, "load_model_params", lambda source=None: real(TINY if source is None else source))
     config = EngineConfig(name="fomm", device="cpu", options={"backend": backend})
-    summary = bench.measure(config, frames=3, warmup=1).summary()
+    result = bench.measure(config, frames=3, warmup=1)
+    summary = result.summary()
     assert set(summary["stages_ms"]) == {"tracking", "engine", "keypoints", "dense_motion", "generator"}
     assert summary["frames"] == 3 and summary["fps"] > 0
     assert summary["backend"] == backend and summary["engine"] == "fomm"
-    # The engine's own stages add up to (a little less than) its time per frame.
-    stages = summary["stages_ms"]
-    assert stages["keypoints"] + stages["dense_motion"] + stages["generator"] <= stages["engine"] * 1.05
+    # Frame by frame, the engine's own stages lie inside its time for that frame.
+    st = result.stages
+    for i, total in enumerate(st["engine"]):
+        assert st["keypoints"][i] + st["dense_motion"][i] + st["generator"][i] <= total
     assert summary["live_ms_per_frame"] >= summary["ms_per_frame"]
 
 
