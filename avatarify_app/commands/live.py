@@ -24,7 +24,7 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-from avatarify_app.config import LiveOptions, MotionOptions, VirtualCameraConfig
+from avatarify_app.config import CropConfig, LiveOptions, MotionOptions, VirtualCameraConfig
 from avatarify_app.engines import add_engine_arguments, engine_config_from_args, engine_config_if_given
 from avatarify_app.errors import ConfigError, VirtualCameraUnavailable
 from avatarify_app.frames import IMAGE_SUFFIXES
@@ -45,7 +45,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--headless", action="store_true", help="run without a window (else the desktop app opens)")
     p.add_argument("--camera", default="0",
                    help="camera index (0, 1, ...), device path (/dev/video0), or a video/image file (default 0)")
-    p.add_argument("--avatar", help="portrait image to animate (default: the first one in assets/avatars)")
+    p.add_argument("--avatar", help="portrait image to animate, or a gallery name such as astronaut "
+                                    "(default: the first one in assets/avatars)")
+    p.add_argument("--no-saved-calibration", action="store_true",
+                   help="do not use or save the calibration and framing kept for this avatar (by the window too)")
     add_engine_arguments(p)
     p.add_argument("--no-vcam", action="store_true", help="do not open the virtual camera")
     p.add_argument("--vcam-size", type=parse_size, default=(1280, 720), metavar="WxH",
@@ -79,7 +82,8 @@ def _default_avatar() -> Path | None:
 HEADLESS_ONLY = (("--record", "record", None), ("--record-size", "record_size", None), ("--frames", "frames", 0),
                  ("--loop", "loop", False), ("--realtime", "realtime", False),
                  ("--auto-calibrate", "auto_calibrate", 0), ("--json", "json", False),
-                 ("--absolute", "absolute", False), ("--no-adapt-scale", "no_adapt_scale", False))
+                 ("--absolute", "absolute", False), ("--no-adapt-scale", "no_adapt_scale", False),
+                 ("--no-saved-calibration", "no_saved_calibration", False))
 
 
 def _open_gui(args: argparse.Namespace) -> int:
@@ -106,12 +110,16 @@ def run(args: argparse.Namespace) -> int:
     if not args.headless:
         return _open_gui(args)
     # The pipeline (OpenCV, pyvirtualcam) loads only when the command runs.
-    from avatarify_app.pipeline import RecorderSink, Session, VirtualCameraSink, open_source
+    from avatarify_app.pipeline import RecorderSink, Session, VirtualCameraSink, avatar_store, open_source
 
     out = sys.stdout
-    avatar = args.avatar or _default_avatar()
+    avatar = avatar_store.find_avatar(args.avatar) if args.avatar else _default_avatar()
     if avatar is None:
-        raise ConfigError("No avatar given and none found in assets/avatars.", "Pass --avatar PORTRAIT.jpg.")
+        names = ", ".join(avatar_store.gallery_names()) or "none"
+        raise ConfigError(f"No portrait file or gallery avatar {args.avatar!r}." if args.avatar
+                          else "No avatar given and none found in assets/avatars.",
+                          f"Pass --avatar PORTRAIT.jpg or a gallery name ({names}).")
+    saved = not args.no_saved_calibration
 
     sinks = []
     vcam = None
@@ -139,10 +147,11 @@ def run(args: argparse.Namespace) -> int:
         recorder = RecorderSink(args.record, fps=fps, size=args.record_size, sync=realtime)
         sinks.append(recorder)
 
-    options = LiveOptions(mirror=args.mirror,
+    options = LiveOptions(mirror=args.mirror, crop=avatar_store.saved_crop(avatar) if saved else CropConfig(),
                           motion=MotionOptions(relative=not args.absolute, adapt_scale=not args.no_adapt_scale))
     engine_config = engine_config_from_args(args)
-    session = Session(source, engine_config=engine_config, options=options, sinks=sinks, avatar=avatar)
+    session = Session(source, engine_config=engine_config, options=options, sinks=sinks, avatar=avatar,
+                      saved_calibrations=saved)
     done = threading.Event()
     counted = [0]
 
@@ -152,7 +161,7 @@ def run(args: argparse.Namespace) -> int:
             done.set()
             # On the inference thread, before it takes another frame: stopping from the main
             # thread let one more frame reach the sinks (--frames 60 recorded 61).
-            session.stop(close_sinks=False)
+            session.stop()
 
     def on_error(event) -> None:
         print(f"[{event.stage}] {event.message}", file=sys.stderr, flush=True)
@@ -160,6 +169,8 @@ def run(args: argparse.Namespace) -> int:
     calibration: dict = {}
 
     def on_reference(event) -> None:
+        if event.reason == "saved":
+            print("calibration: the one saved for this avatar (--no-saved-calibration ignores it)", file=out, flush=True)
         if event.reason == "auto" and event.crop is not None:
             calibration["pose_match"] = event.pose_match
             print(f"auto-calibration picked the reference (pose match {100 * (event.pose_match or 0):.0f}%)",
@@ -197,7 +208,7 @@ def run(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         interrupted = True
     finally:
-        session.stop()  # joins the threads, then closes the sinks: the recording is finished here
+        session.close()  # joins the threads, then closes the sinks: the recording is finished here
         stats = session.stats()  # after the join: every frame the sinks got is counted
         if ready is not None:  # the stopped inference thread has let go of the engine
             stats = replace(stats, engine=ready.engine, device=ready.device)

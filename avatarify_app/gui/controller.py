@@ -73,7 +73,7 @@ class SessionController(QObject):
                 log.debug("unsubscribe failed: %s", err)
         self._unsubscribe = []
         if session is not None:
-            session.stop(timeout=timeout)
+            session.close(timeout=timeout)
             self.session_changed.emit(None)
         with self._lock:
             self._latest = None

@@ -1,4 +1,5 @@
-"""The live pipeline: sources, the session (capture + inference threads), sinks, stats.
+"""The live pipeline: sources, the session (capture, engine host, reference keeper, inference
+loop, outputs), sinks, stats, video I/O and the per-avatar store (``avatar_store``).
 
 See ``docs/CONTRACTS.md`` (pipeline) and ``session.py`` for threads, output policy and where each
 part of the session lives.
@@ -31,7 +32,7 @@ from avatarify_app.pipeline.sources import (
     list_cameras,
     open_source,
 )
-from avatarify_app.pipeline.stats import Stats, StatsWindow
+from avatarify_app.pipeline.stats import SinkStats, Stats, StatsWindow
 
 __all__ = [
     "REFERENCE_REASONS",
@@ -48,6 +49,7 @@ __all__ = [
     "ReferenceEvent",
     "Session",
     "Sink",
+    "SinkStats",
     "Source",
     "Stats",
     "StatsWindow",

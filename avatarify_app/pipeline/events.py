@@ -9,9 +9,11 @@ import cv2
 import numpy as np
 
 STATUSES = ("ok", "no_face", "passthrough", "no_avatar", "calibrating", "no_engine", "error")
-STAGES = ("source", "tracking", "engine", "sink", "avatar")
-# Why the reference changed (ReferenceEvent.reason).
-REFERENCE_REASONS = ("first_frame", "recalibrate", "auto", "set", "mirror")
+# Where an error happened (ErrorEvent.stage); "calibration": an auto-calibration was rejected.
+ERROR_STAGES = ("source", "tracking", "engine", "sink", "avatar", "calibration")
+# Why the reference changed (ReferenceEvent.reason); "saved": the calibration saved for this
+# avatar and camera orientation (``avatar_store``), applied by a session that uses the store.
+REFERENCE_REASONS = ("first_frame", "recalibrate", "auto", "set", "mirror", "saved")
 
 
 @dataclass(frozen=True)
@@ -29,6 +31,10 @@ class FrameEvent:
     pose_match: float | None  # avatar vs driving pose in [0, 1]
     debug: dict[str, np.ndarray] = field(default_factory=dict)
     avatar: np.ndarray | None = None  # the aligned avatar crop the engine animates (engine size)
+    # Which way to move to match the avatar's pose while the match is below
+    # tracking.pose.CALIBRATION_MIN_MATCH (e.g. "turn left, chin up"; left/right as in the
+    # camera picture), else None. See tracking.pose.pose_hint.
+    pose_hint: str | None = None
 
 
 @dataclass(frozen=True)
@@ -45,9 +51,10 @@ class ReferenceEvent:
 
 @dataclass(frozen=True)
 class ErrorEvent:
-    stage: str  # one of STAGES
+    stage: str  # one of ERROR_STAGES
     error: BaseException
     message: str  # what to tell the user
+    request: int | None = None  # the request it answers (a rejected auto_calibrate()), else None
 
 
 def placeholder_frame(text: str, size: int = 256) -> np.ndarray:

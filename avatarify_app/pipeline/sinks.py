@@ -1,7 +1,10 @@
 """Outputs of the live pipeline: virtual camera, MP4 recorder, preview callback, null.
 
 A sink takes frames (uint8 HxWx3 RGB, C-contiguous; validated like pyvirtualcam's
-``Camera.send``) with their capture timestamp. Sinks never modify the frames they get.
+``Camera.send``) with their capture timestamp. Sinks never modify the frames they get. A
+live session calls each sink from the sink's own thread (``outputs.SinkRunner``), one frame
+at a time; optional attributes: ``status`` (a short text for the stats) and ``queue_size``
+(how many frames may wait for it; default 1: the newest frame wins).
 ``pyvirtualcam`` is imported here and nowhere else in the program.
 """
 
@@ -26,7 +29,7 @@ log = logging.getLogger(__name__)
 
 @runtime_checkable
 class Sink(Protocol):
-    name: str
+    name: str  # unique among a session's sinks: it names the sink's thread and its stats
 
     def send(self, frame: np.ndarray, t_capture_s: float) -> None:
         """Deliver one frame; raises ``SinkError`` (or anything) on failure."""
@@ -123,7 +126,12 @@ class RecorderSink:
     sync=False writes every frame it gets, one for one (offline runs). sync=True keeps the
     file in step with the capture clock at ``fps``: frames arriving late are repeated and
     frames arriving early are skipped, so a live recording plays at real speed.
+
+    In a live session up to ``queue_size`` frames wait for it (about half a second at 30
+    fps), so a short stall of the disk or the encoder loses nothing.
     """
+
+    queue_size = 16
 
     def __init__(self, path: str | Path, fps: float = 30.0, size: tuple[int, int] | None = None, *,
                  fit: str = "letterbox", sync: bool = False,
@@ -188,7 +196,8 @@ class RecorderSink:
 
 
 class PreviewSink:
-    """Calls ``callback(frame, t_capture_s)`` for every frame (from the worker thread)."""
+    """Calls ``callback(frame, t_capture_s)`` for every frame it gets (in a session: from its
+    own output thread, the newest frame winning while the callback is busy)."""
 
     def __init__(self, callback: Callable[[np.ndarray, float], None], name: str = "preview") -> None:
         self.callback = callback

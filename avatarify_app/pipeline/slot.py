@@ -1,21 +1,38 @@
-"""The latest-frame slot: a one-item hand-over from the capture thread to the inference thread.
+"""The latest-frame slot: a one-item hand-over from the capture thread to the inference thread,
+and what is handed over (``Captured`` frames and the ``Ended`` mark of a finite source).
 
 A real-time producer overwrites a waiting item (counted in ``dropped``: newest frame wins,
-nothing queues); a lossless one waits until the previous item was taken. The end of a
-finite source is handed over as ``(generation, END)``, which is never counted as dropped.
+nothing queues); a lossless one waits until the previous item was taken. An ``Ended`` mark
+is never counted as dropped.
 """
 
 from __future__ import annotations
 
 import threading
+from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+
 EMPTY = object()  # what take() returns when there was nothing to take
-END = object()  # the capture thread hands over (generation, END) when a finite source ended
 
 
-def is_end(item: Any) -> bool:
-    return item is END or (isinstance(item, tuple) and len(item) == 2 and item[1] is END)
+@dataclass(frozen=True)
+class Captured:
+    """One frame read from the source of ``generation`` (see ``capture.Capture.set_source``)."""
+
+    generation: int
+    index: int
+    frame: np.ndarray
+    t_capture: float  # time.perf_counter() when it was read
+    realtime: bool  # from a real-time source (camera, paced file): outputs may drop frames
+
+
+@dataclass(frozen=True)
+class Ended:
+    """The source of ``generation`` ended (a non-looping file) after its last frame."""
+
+    generation: int
 
 
 class LatestSlot:
@@ -34,7 +51,7 @@ class LatestSlot:
                 self._cond.wait(0.1)
             if self._closed:
                 return False
-            if self._item is not EMPTY and not is_end(self._item):
+            if self._item is not EMPTY and not isinstance(self._item, Ended):
                 self.dropped += 1
             self._item = item
             self._cond.notify_all()

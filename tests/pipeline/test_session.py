@@ -326,7 +326,7 @@ def test_unsubscribe_restart_and_debug(running):
     n = len(other)
     time.sleep(0.1)
     assert len(other) == n
-    session.stop(close_sinks=False)
+    session.stop()
     assert not session.running
     session.start()
     m = len(seen.events)

@@ -69,9 +69,9 @@ def test_virtual_camera_gets_every_frame_in_order_through_a_session(vcam_backend
     try:
         assert session.wait_ended(10)
     finally:
-        session.stop()
+        session.close()
     backend = vcam_backend.instances[0]
-    assert backend.closed  # the session closed its sinks
+    assert backend.closed  # close() closed its sinks
     assert len(backend.frames) == 120
     assert all(f.shape == (48, 64, 3) and f.dtype == np.uint8 for f in backend.frames)
     assert [decode(f) for f in backend.frames] == list(range(120))
@@ -187,6 +187,6 @@ def test_session_records_every_frame_of_a_video_file(tmp_path):
     try:
         assert session.wait_ended(20)
     finally:
-        session.stop()
+        session.close()
     assert len(previews) == 45 and rec.frames_written == 45
     assert len(count_frames(tmp_path / "avatar.mp4")) == 45
