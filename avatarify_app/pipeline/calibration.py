@@ -29,7 +29,7 @@ from avatarify_app.errors import EngineError
 from avatarify_app.pipeline import avatar_store
 from avatarify_app.pipeline.events import ReferenceEvent
 from avatarify_app.tracking.crop import to_size
-from avatarify_app.tracking.pose import CALIBRATION_MIN_MATCH
+from avatarify_app.tracking.pose import CALIBRATION_MIN_MATCH, EXPRESSION_HINT
 
 log = logging.getLogger(__name__)
 
@@ -173,7 +173,7 @@ class ReferenceKeeper:
         kept = self._reference is not None
         if not kept:  # nothing to keep: the best frame beats whichever face comes next
             self.set(*cal.best, "first_frame", None, engine, mirror, cal.best_score)
-        hint = cal.best_hint or "match the portrait's head pose and expression"
+        hint = cal.best_hint or EXPRESSION_HINT
         what = ("kept the previous calibration" if kept
                 else "the best of its frames is used until you calibrate")
         log.info("auto-calibration rejected: pose match %.3f < %.3f (%s)", cal.best_score, self.min_match, hint)

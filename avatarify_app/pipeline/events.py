@@ -31,9 +31,9 @@ class FrameEvent:
     pose_match: float | None  # avatar vs driving pose in [0, 1]
     debug: dict[str, np.ndarray] = field(default_factory=dict)
     avatar: np.ndarray | None = None  # the aligned avatar crop the engine animates (engine size)
-    # Which way to move to match the avatar's pose while the match is below
-    # tracking.pose.CALIBRATION_MIN_MATCH (e.g. "turn left, chin up"; left/right as in the
-    # camera picture), else None. See tracking.pose.pose_hint.
+    # While pose_match is below tracking.pose.CALIBRATION_MIN_MATCH: which way to move to
+    # match the avatar (tracking.pose.pose_hint, e.g. "turn left, chin up"; left/right as in
+    # the preview), or EXPRESSION_HINT when the head pose does not explain it. Else None.
     pose_hint: str | None = None
 
 

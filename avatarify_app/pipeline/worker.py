@@ -31,6 +31,7 @@ from avatarify_app.pipeline.outputs import Outputs
 from avatarify_app.pipeline.slot import EMPTY, Ended
 from avatarify_app.pipeline.stats import Stats, StatsWindow
 from avatarify_app.tracking.crop import to_size
+from avatarify_app.tracking.pose import EXPRESSION_HINT
 
 log = logging.getLogger(__name__)
 
@@ -257,7 +258,7 @@ class InferenceLoop:
                 try:
                     score = float(self._pose_matcher(avatar_lms, lms))
                     if score < keeper.min_match:
-                        hint = self._pose_hinter(avatar_lms, lms)
+                        hint = self._pose_hinter(avatar_lms, lms) or EXPRESSION_HINT
                 except Exception as err:
                     self._report("tracking", err, key="pose")
 

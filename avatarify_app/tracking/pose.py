@@ -122,6 +122,8 @@ alone about 0.5). The failure that motivated it picked a frame at 0.08.
 # portraits of neutral faces. Scale: the ratio of face sizes in their crops.
 HINT_LIMITS = {"roll": 4.0, "yaw": 0.12, "pitch": 0.05, "scale": 0.15}
 
+EXPRESSION_HINT = "match the portrait's expression"  # a poor match the head pose does not explain
+
 _DIRECTIONS = {  # (component, driving minus avatar > 0) -> what the driver should do
     ("yaw", True): "turn left", ("yaw", False): "turn right",
     ("roll", True): "tilt left", ("roll", False): "tilt right",
@@ -138,9 +140,9 @@ def pose_hint(avatar_landmarks: np.ndarray, driving_landmarks: np.ndarray, most:
     camera picture's as the user sees it in the preview (after any mirroring): "turn left"
     turns the face towards the picture's left edge, "tilt left" brings the top of the head
     towards it. "move nearer"/"move back" compare the face's size in its crop (with a
-    tracked crop that follows the face, the framing's zoom does the same). When no pose
-    component explains a poor match the expression does: "match the portrait's expression".
-    None for meshes that carry no pose (not 468 finite points, or degenerate).
+    tracked crop that follows the face, the framing's zoom does the same). None when the
+    poses agree within ``HINT_LIMITS`` (a poor match is then the expression's:
+    ``EXPRESSION_HINT``) or a mesh carries no pose (not 468 finite points, or degenerate).
     """
     try:
         a = head_pose(avatar_landmarks, 1.0)
@@ -155,5 +157,5 @@ def pose_hint(avatar_landmarks: np.ndarray, driving_landmarks: np.ndarray, most:
     over = sorted(((abs(v) / HINT_LIMITS[k], k, v) for k, v in diffs.items() if abs(v) > HINT_LIMITS[k]),
                   reverse=True)
     if not over:
-        return "match the portrait's expression"
+        return None
     return ", ".join(_DIRECTIONS[(k, v > 0)] for _, k, v in over[:most])

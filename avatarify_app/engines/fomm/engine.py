@@ -238,8 +238,8 @@ class FommEngine:
             t0 = clock()
             driving = self._to_tensor(image, "driving")
             kp_value, kp_jac = self._keypoints(driving)
-            if self._reference is None and self.options.relative:
-                self._reference = (kp_value, kp_jac)
+            if self._reference is None:  # the first frame becomes the reference in both modes
+                self._reference = (kp_value, kp_jac)  # (absolute motion does not use it)
                 self._update_transform()
             scale, offset, right = self._transform
             value = kp_value * scale + offset
