@@ -84,7 +84,12 @@ class CropConfig:
 
 @dataclass(frozen=True)
 class TrackingConfig:
-    """Face detection / landmarks back-end."""
+    """Face detection / landmarks back-end.
+
+    crop: the framing a tracker or aligner uses when it runs on its own (``tracking``). A live
+    ``Session`` frames the driving face with ``LiveOptions.crop`` (the one place for the user's
+    zoom and offsets) and portraits the default way at that size; it refuses a different one here.
+    """
 
     backend: str = "mediapipe"  # or "face_alignment" (only when its weights are on disk)
     min_detection_confidence: float = 0.5
@@ -106,7 +111,11 @@ class VirtualCameraConfig:
 
 @dataclass(frozen=True)
 class LiveOptions:
-    """Toggles the user flips while a session runs (see Session.update_options)."""
+    """Toggles the user flips while a session runs (see Session.update_options).
+
+    crop: how the driving face is framed (size, the user's zoom and offsets, smoothing): the one
+    crop setting of a live session.
+    """
 
     mirror: bool = False
     passthrough: bool = False

@@ -197,6 +197,8 @@ def run(args: argparse.Namespace) -> int:
             code = 2
         else:
             print(f"engine: {stats.engine} on {stats.device}. Ctrl-C stops.", file=out, flush=True)
+            if args.engine == "auto" and stats.engine_note:
+                print(f"  why: {stats.engine_note}", file=out, flush=True)
             for note in session.avatar_notes:
                 print(f"note: {note}", file=out, flush=True)
             next_print = time.perf_counter() + args.stats_every

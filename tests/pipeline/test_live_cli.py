@@ -11,6 +11,9 @@ from test_real_pipeline import clip
 from avatarify_app.cli import main
 from avatarify_app.commands.live import parse_size
 from avatarify_app.paths import ASSETS_DIR
+from avatarify_app.pipeline import avatar_store
+from avatarify_app.pipeline.video import iter_video
+from avatarify_app.tracking import StreamTracker
 from avatarify_app.tracking.pose import CALIBRATION_MIN_MATCH
 
 DEMO = ASSETS_DIR / "demo" / "driving.mp4"
@@ -69,6 +72,22 @@ def test_live_auto_calibrates_a_gallery_avatar_by_name(capsys):
     assert "auto-calibration picked the reference" in captured.out
     assert summary["calibration"]["pose_match"] >= CALIBRATION_MIN_MATCH
     assert "astronaut.png" in captured.out
+
+
+@pytest.mark.parametrize("use_saved", [True, False])
+def test_live_uses_the_calibration_saved_in_the_window(capsys, use_saved):
+    path = avatar_store.find_avatar("astronaut")
+    with StreamTracker() as tracker:  # what the window saves: a driving crop and its landmarks
+        result = next(r for i, f in enumerate(iter_video(DEMO, max_frames=5)) if (r := tracker.process(f, i / 25)))
+    avatar_store.save_calibration(path, result.crop, result.landmarks)
+    avatar_store.save_framing(path, 1.1, 0.0, 0.05)
+    argv = ["live", "--headless", "--camera", str(DEMO), "--no-vcam", "--avatar", "astronaut",
+            "--engine", "auto", "--frames", "5", "--stats-every", "0"]
+    code = main(argv + ([] if use_saved else ["--no-saved-calibration"]))
+    out = capsys.readouterr().out
+    assert code == 0
+    assert ("calibration: the one saved for this avatar" in out) == use_saved
+    assert "why: " in out and ": chosen (" in out  # what --engine auto chose, and why
 
 
 def test_live_names_the_gallery_for_an_unknown_avatar(capsys):
