@@ -102,9 +102,9 @@ class ReferenceKeeper:
                 return False
         self._reference = (crop, landmarks)
         self._next = ("first_frame", None)
-        self._tell(reason, request, mirror, score)
         if reason in SAVED_REASONS:
-            self._save(mirror)
+            self._save(mirror)  # before the announcement: a listener may read the file
+        self._tell(reason, request, mirror, score)
         return True
 
     def start_auto(self, n_frames: int, request: int, comparable: bool) -> None:
@@ -145,9 +145,9 @@ class ReferenceKeeper:
         """The engine took this frame as its reference (it had none): keep a copy and announce it."""
         self._reference = (crop.copy(), None if lms is None else np.array(lms, copy=True))
         (reason, request), self._next = self._next, ("first_frame", None)
-        self._tell(reason, request, mirror, score)
         if reason in SAVED_REASONS:
             self._save(mirror)
+        self._tell(reason, request, mirror, score)
 
     def avatar_changed(self, path: Path | None, engine: Any, mirror: bool) -> None:
         """A new avatar (``path``: its file, None for an array): apply its saved calibration."""

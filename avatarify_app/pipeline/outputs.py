@@ -11,8 +11,9 @@ event, fed through a small hand-over owned by the runner:
 - frames of a non-real-time source (an unpaced video file: every frame matters) are never
   dropped: the inference thread waits for room instead, as the capture thread waits for it.
 
-``Outputs`` holds the runners. Stopping drains what is queued (a recording keeps its last
-frames) and joins each thread; the sinks stay registered, so ``start`` feeds them again.
+``Outputs`` holds the runners. Stopping (or removing a sink) waits for the send in progress,
+sends what a queue holds (a recording keeps its last frames; a newest-frame-wins slot is
+dropped) and joins each thread; the sinks stay registered, so ``start`` feeds them again.
 Only ``close`` closes them.
 """
 
@@ -74,10 +75,14 @@ class SinkRunner:
         self._thread.start()
 
     def stop(self, deadline: float) -> bool:
-        """Deliver what is queued, then end the thread; by ``deadline`` (monotonic) at the
-        latest (then queued frames are abandoned). True when the thread ended."""
+        """End the thread after the send in progress: a queue (``queue_size`` > 1: a recording)
+        is sent first, a single waiting frame (newest frame wins: a live picture) is dropped.
+        By ``deadline`` (monotonic) at the latest. True when the thread ended."""
         t = self._thread
         with self._cond:
+            if self.depth == 1 and self._queue:
+                self._queue.clear()
+                self.dropped += 1
             self._draining = True
             self._cond.notify_all()
         if t is None or t is threading.current_thread():
@@ -104,10 +109,6 @@ class SinkRunner:
                 self.dropped += 1
             self._queue.append((frame, t_capture))
             self._cond.notify_all()
-
-    def idle(self) -> bool:
-        with self._cond:
-            return not self._queue and self._busy_since is None
 
     def wait_idle(self, deadline: float, cancel: threading.Event | None = None) -> bool:
         """Wait until everything queued was sent (or ``deadline``/``cancel``)."""

@@ -22,7 +22,7 @@ another is passed into its calls):
   stalls inference or the other outputs; ``Stats.sinks`` names a slow or failed one.
 
 Every thread has an owner, a stop event and a join: ``stop()`` stops and joins them all
-(the outputs first send what they hold) and keeps the sinks, so ``start()`` feeds them
+(a recorder's queue is sent first) and keeps the sinks, so ``start()`` feeds them
 again; ``close()`` also closes the sinks.
 
 Output policy (what the sinks get):
@@ -181,7 +181,7 @@ class Session:
         self._capture.start()
 
     def stop(self, timeout: float = 5.0) -> None:
-        """Stop and join every thread; the outputs send what they hold first. The sinks stay
+        """Stop and join every thread; a recorder's queue is sent first. The sinks stay
         (``start`` feeds them again); ``close`` closes them."""
         deadline = time.monotonic() + timeout
         self._capture.request_stop()
@@ -319,7 +319,7 @@ class Session:
         self._outputs.add(sink)
 
     def remove_sink(self, sink: Sink, timeout: float = 5.0) -> None:
-        """Stop feeding ``sink``: what it holds is still sent, then its thread is joined; the
+        """Stop feeding ``sink``: its queue (a recorder's) is still sent, then its thread is joined; the
         caller closes it."""
         self._outputs.remove(sink, timeout)
 
