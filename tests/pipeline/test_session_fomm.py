@@ -20,8 +20,13 @@ SIZE = 64
 
 @pytest.fixture(scope="module")
 def models():
+    # One intra-op thread: on a busy 2-core machine two threads make these 64 px models ~40x
+    # slower (measured 1.1 s against 0.027 s a frame); restored afterwards.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
     kp_detector, generator = build_models(load_model_params(tiny_params()))
-    return randomize(kp_detector, 3), randomize(generator, 4)
+    yield randomize(kp_detector, 3), randomize(generator, 4)
+    torch.set_num_threads(threads)
 
 
 def textured(i: int) -> np.ndarray:
@@ -32,7 +37,7 @@ def textured(i: int) -> np.ndarray:
     return frame
 
 
-def run(models, relative: bool, n: int = 12, switch_to: bool | None = None):
+def run(models, relative: bool, n: int = 8, switch_to: bool | None = None):
     wiring, _, _ = fakes()
     engines = []
 
@@ -62,15 +67,15 @@ def run(models, relative: bool, n: int = 12, switch_to: bool | None = None):
 @pytest.mark.parametrize("relative", [True, False], ids=["relative", "absolute"])
 def test_fomm_announces_one_reference_in_either_mode(models, relative):
     references, statuses, engine = run(models, relative)
-    assert statuses == ["ok"] * 12
-    # Before the fix absolute motion announced a "first_frame" reference on every frame (12).
+    assert statuses == ["ok"] * 8
+    # Before the fix absolute motion announced a "first_frame" reference on every frame (8).
     assert [r.reason for r in references] == ["first_frame"]
     assert engine.has_reference()
 
 
 def test_switching_to_relative_motion_keeps_the_reference(models):
     references, statuses, _ = run(models, False, switch_to=True)
-    assert statuses == ["ok"] * 12 and [r.reason for r in references] == ["first_frame"]
+    assert statuses == ["ok"] * 8 and [r.reason for r in references] == ["first_frame"]
 
 
 def test_absolute_motion_ignores_the_reference(models):
