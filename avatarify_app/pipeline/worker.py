@@ -249,7 +249,7 @@ class InferenceLoop:
         host, keeper = self._host, self._keeper
         engine = host.engine
         if result is not None:
-            box, cam_lms = result.box, getattr(result.face, "landmarks", None)
+            box, cam_lms = result.box, result.face.landmarks
             crop, lms = result.crop, result.landmarks
             if engine is not None:
                 crop, lms = to_size(crop, lms, engine.size)
