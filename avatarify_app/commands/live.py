@@ -3,8 +3,11 @@
     python main.py live --headless --camera 0 --avatar face.jpg
     python main.py live --headless --camera drive.mp4 --avatar face.jpg --no-vcam --record out.mp4
 
-Runs until Ctrl-C, until ``--frames N`` frames were processed, or until a video file ends
-(unless ``--loop``); prints a stats line every ``--stats-every`` seconds and a summary.
+Runs until Ctrl-C or SIGTERM, until ``--frames N`` frames were processed, or until a video
+file ends (unless ``--loop``); prints a stats line every ``--stats-every`` seconds and a
+summary. Every way of stopping takes the same path out: the recording is finished (a
+complete MP4 under its name) and the virtual camera is closed. ``--record`` does not
+replace an existing file unless ``--force``.
 
 A video file given as the camera is read *unpaced and lossless* (every frame is processed,
 none dropped, as fast as the engine goes) so that a recording holds all its frames at the
@@ -18,9 +21,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 
@@ -58,6 +64,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--vcam-backend", help="pyvirtualcam backend (v4l2loopback, obs, unitycapture)")
     p.add_argument("--vcam-device", help="virtual camera device, e.g. /dev/video4")
     p.add_argument("--record", metavar="OUT.mp4", help="also write the avatar to an MP4 file (no audio)")
+    p.add_argument("--force", action="store_true", help="replace the --record file when it exists")
     p.add_argument("--record-size", type=parse_size, metavar="WxH", help="recording size (default: the output's)")
     p.add_argument("--frames", type=int, default=0, metavar="N", help="stop after N processed frames")
     p.add_argument("--loop", action="store_true", help="loop a video file given as --camera")
@@ -79,7 +86,8 @@ def _default_avatar() -> Path | None:
 
 
 # Flags that only mean something without a window: (flag, argparse dest, its default).
-HEADLESS_ONLY = (("--record", "record", None), ("--record-size", "record_size", None), ("--frames", "frames", 0),
+HEADLESS_ONLY = (("--record", "record", None), ("--record-size", "record_size", None), ("--force", "force", False),
+                 ("--frames", "frames", 0),
                  ("--loop", "loop", False), ("--realtime", "realtime", False),
                  ("--auto-calibrate", "auto_calibrate", 0), ("--json", "json", False),
                  ("--absolute", "absolute", False), ("--no-adapt-scale", "no_adapt_scale", False),
@@ -106,9 +114,42 @@ def _open_gui(args: argparse.Namespace) -> int:
                        mirror=True if args.mirror else None) or 0)
 
 
+# Exit codes when a signal stopped the run: 128 + the signal's number, as shells report it.
+SIGNAL_EXIT = {"SIGINT": 130, "SIGTERM": 143}
+
+
+@contextmanager
+def stop_on_signals(stop: threading.Event, received: list[str]) -> Iterator[None]:
+    """While inside: SIGINT (Ctrl-C) and SIGTERM only set ``stop`` and note their name in
+    ``received``; the run loop sees it and shuts down as at the end of a video (nothing is
+    interrupted half-way, so a second signal cannot cut the shutdown short). The previous
+    handlers come back on exit. Outside the main thread (signals go there) it does nothing."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, _frame) -> None:
+        received.append(signal.Signals(signum).name)
+        stop.set()
+
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
 def run(args: argparse.Namespace) -> int:
     if not args.headless:
         return _open_gui(args)
+    stop = threading.Event()
+    received: list[str] = []
+    with stop_on_signals(stop, received):
+        return _run_headless(args, stop, received)
+
+
+def _run_headless(args: argparse.Namespace, stop: threading.Event, received: list[str]) -> int:
     # The pipeline (OpenCV, pyvirtualcam) loads only when the command runs.
     from avatarify_app.pipeline import RecorderSink, Session, VirtualCameraSink, avatar_store, open_source
 
@@ -120,6 +161,10 @@ def run(args: argparse.Namespace) -> int:
                           else "No avatar given and none found in assets/avatars.",
                           f"Pass --avatar PORTRAIT.jpg or a gallery name ({names}).")
     saved = not args.no_saved_calibration
+    if args.record:
+        from avatarify_app.offline.outputs import check_output
+
+        check_output(args.record, force=args.force, flag="--record")
 
     sinks = []
     vcam = None
@@ -185,14 +230,16 @@ def run(args: argparse.Namespace) -> int:
     mode = "real time, newest frame wins" if getattr(source, "realtime", True) else "every frame (unpaced)"
     print(f"source: {source.name} ({mode}); avatar: {avatar}; engine: {args.engine}", file=out, flush=True)
     t_start = time.perf_counter()
-    interrupted = False
     code = 0
     ready = None
     session.start()
     try:
-        session.wait_ready()
+        while not session.wait_ready(0.05) and not stop.is_set():
+            pass
         stats = ready = session.stats()
-        if stats.engine is None or not session.has_avatar:
+        if stop.is_set():
+            pass  # a signal came while the engine was being built: shut down without an error
+        elif stats.engine is None or not session.has_avatar:
             print("error: cannot start (see the message above).", file=sys.stderr, flush=True)
             code = 2
         else:
@@ -202,20 +249,22 @@ def run(args: argparse.Namespace) -> int:
             for note in session.avatar_notes:
                 print(f"note: {note}", file=out, flush=True)
             next_print = time.perf_counter() + args.stats_every
-            while not done.is_set() and not session.ended:
+            while not done.is_set() and not session.ended and not stop.is_set():
                 done.wait(0.05)
                 if args.stats_every > 0 and time.perf_counter() >= next_print:
                     next_print += args.stats_every
                     print(session.stats().line(), file=out, flush=True)
-    except KeyboardInterrupt:
-        interrupted = True
+    except KeyboardInterrupt:  # Ctrl-C where stop_on_signals could not take it (not the main thread)
+        received.append("SIGINT")
     finally:
-        session.close()  # joins the threads, then closes the sinks: the recording is finished here
+        session.close()  # joins the threads, then closes the sinks: the recording is finished, the
+        # virtual camera closed (after Ctrl-C and SIGTERM too)
         stats = session.stats()  # after the join: every frame the sinks got is counted
         if ready is not None:  # the stopped inference thread has let go of the engine
             stats = replace(stats, engine=ready.engine, device=ready.device)
     if code:
         return code
+    stopped_by = received[0] if received else None
     elapsed = time.perf_counter() - t_start
     summary = {
         "frames": stats.frames, "seconds": round(elapsed, 2), "fps": stats.fps,
@@ -224,7 +273,8 @@ def run(args: argparse.Namespace) -> int:
         "virtual_camera": vcam.device if vcam is not None else None,
         "recording": ({"path": str(recorder.path), "frames": recorder.frames_written, "codec": recorder.codec}
                       if recorder is not None else None),
-        "stopped_by": "ctrl-c" if interrupted else "frames" if done.is_set() else "end of video",
+        "stopped_by": ({"SIGINT": "ctrl-c"}.get(stopped_by, stopped_by.lower()) if stopped_by
+                       else "frames" if done.is_set() else "end of video"),
         "calibration": calibration or None,
     }
     print(f"summary: {stats.frames} frames in {elapsed:.1f} s, {stats.fps:.1f} fps, latency p50 "
@@ -235,4 +285,4 @@ def run(args: argparse.Namespace) -> int:
         print(f"recorded {recorder.frames_written} frames to {recorder.path} ({recorder.codec}, no audio)", file=out, flush=True)
     if args.json:
         print(json.dumps(summary), file=out, flush=True)
-    return 130 if interrupted else 0
+    return SIGNAL_EXIT.get(stopped_by, 130) if stopped_by else 0

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import sys
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -62,9 +64,33 @@ def run_app(
     if screenshot or quit_after:
         _arm_auto_quit(app, window, screenshot, quit_after, min_frames, on_screenshot)
     app.aboutToQuit.connect(window.shutdown)
-    code = app.exec()
+    restore_signals = _quit_on_signals(app)
+    try:
+        code = app.exec()
+    finally:
+        restore_signals()
     window.shutdown()
     return int(code)
+
+
+def _quit_on_signals(app: QApplication) -> Callable[[], None]:
+    """SIGINT (Ctrl-C) and SIGTERM quit the app the way closing it does (``aboutToQuit`` shuts
+    the window down: the recording is finished, the virtual camera closed). Python runs a
+    signal handler only when the interpreter gets control, which Qt's event loop does not give
+    while it waits, so a timer hands it control every 200 ms. Returns what undoes this."""
+    if threading.current_thread() is not threading.main_thread():
+        return lambda: None
+    previous = {sig: signal.signal(sig, lambda _sig, _frame: app.quit()) for sig in (signal.SIGINT, signal.SIGTERM)}
+    wake = QTimer(app)
+    wake.timeout.connect(lambda: None)
+    wake.start(200)
+
+    def restore() -> None:
+        wake.stop()
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+    return restore
 
 
 def _arm_auto_quit(app: QApplication, window: MainWindow, screenshot: str | None,

@@ -1,7 +1,7 @@
 """Offline animation: a portrait driven by a whole video (what ``animate`` runs).
 
-The driving video is split into continuous shots (``cuts.CutDetector``); each shot is tracked
-afresh and animated relative to its own reference frame (its first frame with a face, or the
+The driving video is split into continuous shots (``cuts.label_cuts``; ``cuts="off"`` keeps it
+whole); each shot is tracked afresh and animated relative to its own reference frame (its first frame with a face, or the
 best pose match), so the avatar starts each shot from its own pose and motion never jumps
 across a cut. With a reference inside a shot, the shot is animated forward from it to its
 end and backward from it to its start, then joined.
@@ -20,7 +20,7 @@ import numpy as np
 from avatarify_app.config import EngineConfig, MotionOptions
 from avatarify_app.errors import NoFaceError, SourceError
 from avatarify_app.frames import as_frame, read_image, resize
-from avatarify_app.offline.cuts import CutDetector
+from avatarify_app.offline.cuts import check_mode, label_cuts
 from avatarify_app.pipeline.video import VideoWriter, read_video
 from avatarify_app.tracking import paste_back
 from avatarify_app.tracking.crop import to_size
@@ -37,15 +37,16 @@ def progress(total: int, desc: str):
     return tqdm(total=total, desc=desc, unit="frame", file=sys.stderr, leave=False)
 
 
-def track_video(path: str | Path, no_crop: bool, desc: str = "tracking") -> tuple[list, dict, list[range]]:
+def track_video(path: str | Path, no_crop: bool, desc: str = "tracking", cuts: str = "auto"
+                ) -> tuple[list, dict, list[range]]:
     """(per driving frame (crop 256, landmarks or None) or None where no face was found,
-    metadata, the continuous shots as index ranges). The tracker starts afresh at each cut."""
+    metadata, the continuous shots as index ranges). The tracker starts afresh at each cut
+    (``cuts`` "auto": found by ``offline.cuts``; "off": the video is one shot)."""
     frames, meta = read_video(path)
     fps = float(meta.get("fps") or 25.0)
     n = round(float(meta.get("duration") or 0) * fps) or None
     out: list[tuple[np.ndarray, np.ndarray | None] | None] = []
     starts: list[int] = []
-    cuts = CutDetector()
     tracker = None
     if not no_crop:
         from avatarify_app.tracking import StreamTracker
@@ -53,8 +54,8 @@ def track_video(path: str | Path, no_crop: bool, desc: str = "tracking") -> tupl
         tracker = StreamTracker()
     try:
         with progress(n or 0, "reading" if no_crop else desc) as bar:
-            for i, f in enumerate(frames):
-                if cuts.is_cut(f) or i == 0:
+            for i, f, starts_shot in label_cuts(frames, fps, cuts):
+                if starts_shot:
                     starts.append(i)
                     if tracker is not None and i > 0:
                         tracker.reset()
@@ -161,17 +162,19 @@ class AnimationResult:
 
 def animate_video(source: str | Path, driving: str | Path, output: str | Path, config: EngineConfig,
                   motion: MotionOptions, *, no_crop: bool = False, find_best_frame: bool = False,
-                  create_engine=None) -> AnimationResult:
+                  cuts: str = "auto", create_engine=None) -> AnimationResult:
     """Animate the portrait ``source`` with the video ``driving`` into ``output`` (MP4).
 
     By default the output is the whole portrait with the animated 256 face crop pasted back
     (``tracking.paste_back``) where ``tracking.align_portrait`` cut it; with ``no_crop`` the
     inputs are taken as aligned square crops and the output is the 256 crop. One frame per
     driving frame at the driving video's rate; frames without a face repeat the last animated
-    one; the driving video's audio is kept.
+    one; the driving video's audio is kept. ``cuts``: "auto" animates each shot from its own
+    reference (see the module docstring), "off" takes the whole video as one shot.
     """
     from avatarify_app.engines import create_engine as default_create
 
+    check_mode(cuts)
     create_engine = create_engine or default_create
     loaded = read_image(source)
     image, notes = loaded.frame, loaded.notes
@@ -187,7 +190,7 @@ def animate_video(source: str | Path, driving: str | Path, output: str | Path, c
             src_crop, src_lms = aligned.image, aligned.landmarks
             notes = (*notes, *aligned.notes)
         engine.set_source(*to_size(src_crop, src_lms, engine.size))
-        driving_items, meta, shots = track_video(driving, no_crop)
+        driving_items, meta, shots = track_video(driving, no_crop, cuts=cuts)
         if not driving_items:
             raise SourceError(f"{driving} has no frames.", "Use a video with at least one frame.")
         if find_best_frame:

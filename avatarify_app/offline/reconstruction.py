@@ -1,9 +1,10 @@
 """Reconstruction: the FOMM paper's reconstruction protocol on one video (Sec. 4.1).
 
-The video is cut into continuous shots at scene changes. In each shot the first frame is
-the source and the reference, and every frame of the shot is reconstructed from it with
-the driving motion of the real frame; the generated frames are compared with the real ones:
-L1, AKD and MKR (see ``offline.metrics``; AED is not computed).
+The video is cut into continuous shots at scene changes (``offline.cuts``; ``cuts="off"``
+takes it as one shot). In each shot the first frame is the source and the reference, and
+every frame of the shot is reconstructed from it with the driving motion of the real
+frame; the generated frames are compared with the real ones: L1, AKD and MKR (see
+``offline.metrics``; AED is not computed).
 
 Crops: like the paper's VoxCeleb test clips, each shot is cut with ONE fixed square box
 (the union of the stream tracker's per-frame boxes over the shot), so the camera frame
@@ -21,7 +22,7 @@ import numpy as np
 
 from avatarify_app.errors import NoFaceError
 from avatarify_app.frames import resize
-from avatarify_app.offline.cuts import CutDetector
+from avatarify_app.offline.cuts import label_cuts
 from avatarify_app.offline.metrics import ReconstructionScore
 from avatarify_app.pipeline.video import iter_video, probe_video
 
@@ -35,38 +36,54 @@ def _frames(path: str | Path, max_frames: int):
     yield from enumerate(iter_video(path, max_frames=max_frames))
 
 
-def split_shots(path: str | Path, max_frames: int = 0) -> list[list[int]]:
-    """Frame indices of each continuous shot (cut where consecutive thumbnails differ a lot)."""
-    shots: list[list[int]] = [[]]
-    cuts = CutDetector()
-    for i, f in _frames(path, max_frames):
-        if cuts.is_cut(f):
+def _labelled(path: str | Path, max_frames: int, cuts: str, fps: float):
+    """(index, frame, starts a shot) of the video, read once (see ``offline.cuts``)."""
+    return label_cuts(iter_video(path, max_frames=max_frames), fps, cuts)
+
+
+def _fps(path: str | Path) -> float:
+    return float(probe_video(path).get("fps") or 25.0)
+
+
+def split_shots(path: str | Path, max_frames: int = 0, cuts: str = "auto") -> list[list[int]]:
+    """Frame indices of each continuous shot (``cuts`` "auto": cut at scene changes found by
+    ``offline.cuts``; "off": the whole video is one shot)."""
+    shots: list[list[int]] = []
+    for i, _f, starts in _labelled(path, max_frames, cuts, _fps(path)):
+        if starts:
             shots.append([])
         shots[-1].append(i)
-    return [s for s in shots if s]
+    return shots
 
 
 def load_shots(path: str | Path, no_crop: bool = False, moving_crop: bool = False,
-               max_frames: int = 0) -> list[list[tuple[np.ndarray, np.ndarray | None]]]:
-    """Per shot, (256 crop, landmarks in crop px or None) of the frames where a face was found."""
-    meta = probe_video(path)
-    fps = float(meta.get("fps") or 25.0)
+               max_frames: int = 0, cuts: str = "auto") -> list[list[tuple[np.ndarray, np.ndarray | None]]]:
+    """Per shot, (256 crop, landmarks in crop px or None) of the frames where a face was found.
+
+    The video is read once for the shots and the tracking (``no_crop`` and ``moving_crop``: the
+    crops come out of that pass), and once more to cut the fixed crop of each shot, whose box
+    is known only once the shot was tracked to its end."""
+    fps = _fps(path)
     if no_crop:
-        shots = split_shots(path, max_frames)
-        frames = {i: resize(f, (CROP, CROP)) for i, f in _frames(path, max_frames)}
-        return [[(frames[i], None) for i in s] for s in shots if len(s) >= MIN_SHOT]
+        shots: list[list[tuple[np.ndarray, np.ndarray | None]]] = []
+        for _i, f, starts in _labelled(path, max_frames, cuts, fps):
+            if starts:
+                shots.append([])
+            shots[-1].append((resize(f, (CROP, CROP)), None))
+        return [s for s in shots if len(s) >= MIN_SHOT]
     from avatarify_app.tracking import CropBox, StreamTracker
 
-    shots = split_shots(path, max_frames)
-    shot_of = {i: n for n, s in enumerate(shots) for i in s}
+    shot_frames: list[list[int]] = []
     tracked: dict[int, tuple[CropBox, np.ndarray]] = {}
     result: dict[int, tuple[np.ndarray, np.ndarray]] = {}
-    tracker, current = StreamTracker(), 0
+    tracker = StreamTracker()
     try:
-        for i, f in _frames(path, max_frames):
-            if shot_of[i] != current:  # nothing carries over a cut
-                tracker.reset()
-                current = shot_of[i]
+        for i, f, starts in _labelled(path, max_frames, cuts, fps):
+            if starts:
+                if shot_frames:  # nothing carries over a cut
+                    tracker.reset()
+                shot_frames.append([])
+            shot_frames[-1].append(i)
             r = tracker.process(f, i / fps)
             if r is None:
                 continue
@@ -76,8 +93,9 @@ def load_shots(path: str | Path, no_crop: bool = False, moving_crop: bool = Fals
     finally:
         tracker.close()
     if not moving_crop:
+        shot_of = {i: n for n, s in enumerate(shot_frames) for i in s}
         boxes: dict[int, CropBox] = {}
-        for n, s in enumerate(shots):
+        for n, s in enumerate(shot_frames):
             seen = [tracked[i][0].as_xyxy() for i in s if i in tracked]
             if not seen:
                 continue
@@ -89,7 +107,7 @@ def load_shots(path: str | Path, no_crop: bool = False, moving_crop: bool = Fals
             if i in tracked:
                 box = boxes[shot_of[i]]
                 result[i] = (box.extract(f, CROP), box.to_crop(tracked[i][1], CROP).astype(np.float32))
-    out = [[result[i] for i in s if i in result] for s in shots]
+    out = [[result[i] for i in s if i in result] for s in shot_frames]
     return [s for s in out if len(s) >= MIN_SHOT]
 
 
