@@ -157,3 +157,133 @@ def test_animate_restarts_the_reference_at_each_scene_cut(tmp_path, portrait_fil
     assert diff(result[6], result[0]) < 1.5
     assert diff(result[11], result[0]) < 0.5 * diff(cv2.warpAffine(result[0], cv2.getRotationMatrix2D(
         (result[0].shape[1] / 2, result[0].shape[0] / 2), 18, 1.0), result[0].shape[1::-1]), result[0])
+
+
+# ----------------------------------------------------------------------------- scene cuts (issue 11, item 1)
+def _write(path: Path, frames: list[np.ndarray], fps: float = 25.0) -> Path:
+    from avatarify_app.pipeline.video import VideoWriter
+
+    with VideoWriter(path, fps, frames[0].shape[1::-1]) as w:
+        for f in frames:
+            w.write(f)
+    return path
+
+
+def _fast_head_motion(crop: np.ndarray, n: int = 40) -> list[np.ndarray]:
+    """A head turning 24 degrees, zooming 16 % and moving 20 px, smoothly, in ``n`` frames."""
+    out = []
+    for i in range(n):
+        t = i / (n - 1)
+        m = cv2.getRotationMatrix2D((128, 128), 24 * np.sin(2 * np.pi * t), 1 + 0.16 * np.sin(3 * np.pi * t))
+        m[:, 2] += (20 * np.sin(1.5 * np.pi * t), 20 * np.sin(2.5 * np.pi * t))
+        out.append(cv2.warpAffine(crop, m, (256, 256), borderMode=cv2.BORDER_REPLICATE))
+    return out
+
+
+def test_animate_follows_fast_head_motion_as_one_shot(tmp_path, capsys):
+    """Self-reenactment: the portrait's own crop driven by itself moving fast and smoothly. Cut
+    into pieces (as the thumbnail-difference detector did), each piece restarted from the rest
+    pose and the output barely moved (L1 0.178 against 0.183 for the still source)."""
+    from avatarify_app.tracking import align_portrait
+
+    crop = align_portrait(_portrait()).image
+    frames = _fast_head_motion(crop)
+    driving = _write(tmp_path / "fast.mp4", frames)
+    src = tmp_path / "src.png"
+    save_image(src, crop)
+    out = tmp_path / "out.mp4"
+    assert main(["animate", "--source", str(src), "--driving", str(driving), "--output", str(out),
+                 "--engine", "landmarks", "--no-crop"]) == 0
+    assert "1 shot(s), reference frame(s) 0)" in capsys.readouterr().out
+    result, _ = _read_back(out)
+    real, _ = _read_back(driving)
+
+    def l1(a: np.ndarray, b: np.ndarray) -> float:
+        return float(np.abs(a.astype(np.float32) - b.astype(np.float32)).mean() / 255)
+
+    animated = np.mean([l1(a, b) for a, b in zip(result, real, strict=True)])
+    still = np.mean([l1(real[0], b) for b in real])
+    assert animated < 0.5 * still, (animated, still)
+
+
+def test_animate_cuts_off_takes_the_video_as_one_shot(tmp_path, portrait_file, capsys):
+    """The two-shot clip of the scene-cut test above, with --cuts off."""
+    image = _portrait()
+    base = cv2.copyMakeBorder(cv2.resize(image, (240, 240), interpolation=cv2.INTER_AREA), 0, 0, 40, 40,
+                              cv2.BORDER_REPLICATE)
+    frames = [base] * 6 + [cv2.warpAffine(base, cv2.getRotationMatrix2D((160, 110), 18, 0.85), (320, 240),
+                                          borderMode=cv2.BORDER_REPLICATE)] * 6
+    driving = _write(tmp_path / "cut.mp4", frames, fps=FPS)
+    out = tmp_path / "out.mp4"
+    assert main(["animate", "--source", str(portrait_file), "--driving", str(driving), "--output", str(out),
+                 "--engine", "landmarks", "--cuts", "off"]) == 0
+    assert "1 shot(s), reference frame(s) 0)" in capsys.readouterr().out
+
+
+# ----------------------------------------------------------------------------- existing output (item 6)
+@pytest.fixture
+def no_engine(monkeypatch):
+    """Fails the test if an engine is built or a video is tracked."""
+    import avatarify_app.engines
+    import avatarify_app.offline.animation as animation
+
+    def refuse(*_args, **_kwargs):
+        raise AssertionError("work started although the command should have refused first")
+
+    monkeypatch.setattr(avatarify_app.engines, "create_engine", refuse)
+    monkeypatch.setattr(animation, "track_video", refuse)
+
+
+def test_animate_refuses_to_replace_an_existing_output(tmp_path, portrait_file, capsys, no_engine):
+    driving = make_driving_video(tmp_path / "driving.mp4", audio=False)
+    out = tmp_path / "out.mp4"
+    out.write_bytes(b"an earlier result")
+    rc = main(["animate", "--source", str(portrait_file), "--driving", str(driving), "--output", str(out),
+               "--engine", "landmarks"])
+    assert rc == 2
+    err = capsys.readouterr().err
+    assert "exists already" in err and "--force" in err
+    assert out.read_bytes() == b"an earlier result"
+    assert not list(tmp_path.glob("*.partial*"))
+
+
+@pytest.mark.parametrize("target", ["driving", "folder"])
+def test_animate_never_writes_over_its_input_or_a_folder_even_with_force(tmp_path, portrait_file, capsys,
+                                                                       no_engine, target):
+    driving = make_driving_video(tmp_path / "driving.mp4", audio=False)
+    before = driving.read_bytes()
+    out = driving if target == "driving" else tmp_path
+    rc = main(["animate", "--source", str(portrait_file), "--driving", str(driving), "--output", str(out),
+               "--engine", "landmarks", "--force"])
+    assert rc == 2
+    assert ("also an input" if target == "driving" else "is a folder") in capsys.readouterr().err
+    assert driving.read_bytes() == before
+
+
+def test_animate_force_replaces_an_existing_output(tmp_path, portrait_file):
+    driving = make_driving_video(tmp_path / "driving.mp4", audio=False)
+    out = tmp_path / "out.mp4"
+    out.write_bytes(b"an earlier result")
+    rc = main(["animate", "--source", str(portrait_file), "--driving", str(driving), "--output", str(out),
+               "--engine", "landmarks", "--force"])
+    assert rc == 0
+    frames, _ = _read_back(out)
+    assert len(frames) == N_FRAMES
+
+
+# ----------------------------------------------------------------------------- a bad checkpoint fails fast (item 7)
+def test_animate_with_a_broken_checkpoint_fails_before_tracking(tmp_path, portrait_file, capsys, monkeypatch):
+    import avatarify_app.offline.animation as animation
+
+    def refuse(*_args, **_kwargs):
+        raise AssertionError("the video was tracked before the checkpoint was checked")
+
+    monkeypatch.setattr(animation, "track_video", refuse)
+    bad = tmp_path / "vox-cpk.pth.tar"
+    bad.write_bytes(b"<html>not a checkpoint</html>" * 10)
+    driving = make_driving_video(tmp_path / "driving.mp4", audio=False)
+    rc = main(["animate", "--source", str(portrait_file), "--driving", str(driving), "--output",
+               str(tmp_path / "out.mp4"), "--engine", "fomm", "--checkpoint", str(bad)])
+    assert rc == 2
+    assert str(bad.name) in capsys.readouterr().err
+    assert not (tmp_path / "out.mp4").exists()

@@ -114,3 +114,51 @@ def test_bench_generates_a_clip_without_the_demo_video(monkeypatch):
     monkeypatch.setattr(bench, "DEMO_CLIP", Path("/nonexistent/driving.mp4"))
     s = bench.measure(EngineConfig(name="landmarks"), frames=4, warmup=1).summary()
     assert s["frames"] == 4 and s["video"].startswith("generated") and s["faces"] >= 4
+
+
+def test_evaluate_with_a_broken_checkpoint_fails_before_tracking(video, tmp_path, capsys, monkeypatch):
+    """The engine (and its checkpoint) is checked first: no tracker is built, no frame read."""
+    import avatarify_app.offline.reconstruction as reconstruction
+    import avatarify_app.tracking
+
+    built = []
+
+    class NoTracker:
+        def __init__(self, *args, **kwargs):
+            built.append("tracker")
+            raise AssertionError("the video was tracked before the checkpoint was checked")
+
+    def no_frames(*_args, **_kwargs):
+        built.append("frames")
+        raise AssertionError("the video was read before the checkpoint was checked")
+
+    monkeypatch.setattr(avatarify_app.tracking, "StreamTracker", NoTracker)
+    monkeypatch.setattr(reconstruction, "iter_video", no_frames)
+    bad = tmp_path / "vox-cpk.pth.tar"
+    bad.write_bytes(b"")
+    rc = main(["evaluate", "--video", str(video), "--engine", "fomm", "--checkpoint", str(bad)])
+    assert rc == 2
+    assert bad.name in capsys.readouterr().err
+    assert built == []
+
+
+def test_evaluate_cuts_off_takes_the_video_as_one_shot(video, capsys):
+    rc = main(["evaluate", "--video", str(video), "--engine", "landmarks", "--no-landmark-metrics",
+               "--cuts", "off", "--json"])
+    assert rc == 0
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    # One shot from the first frame: the grey card and the portrait after it are part of it
+    # (the grey card has no face: those frames are left out of the score).
+    assert summary["shots"] == 1 and summary["cuts"] == "off"
+    assert summary["frames"] == 12
+
+
+def test_evaluate_reports_a_missing_video_before_loading_an_engine(tmp_path, capsys, monkeypatch):
+    import avatarify_app.engines
+
+    def refuse(*_args, **_kwargs):
+        raise AssertionError("an engine was built for a video that does not exist")
+
+    monkeypatch.setattr(avatarify_app.engines, "create_engine", refuse)
+    assert main(["evaluate", "--video", str(tmp_path / "nope.mp4"), "--engine", "landmarks"]) == 2
+    assert "Video not found" in capsys.readouterr().err
