@@ -9,7 +9,8 @@ generated clip of the portrait moving) and are decoded before timing.
 Per frame: ``tracking`` (face mesh, smoothed crop box, crop) and ``engine`` (one
 ``predict``), plus the engine's own stages when it reports them (``Engine.timings()``).
 ``ms_per_frame`` is the engine's time for one driving frame (the source prepared once);
-``live_ms_per_frame`` adds tracking: what the live pipeline spends per frame.
+``live_ms_per_frame`` adds tracking: what the live pipeline spends per frame. On CUDA,
+``vram_peak_mb`` is the most GPU memory torch allocated (``torch.cuda.max_memory_allocated``).
 """
 
 from __future__ import annotations
@@ -98,6 +99,17 @@ def driving_frames(video: str | Path | None, portrait: np.ndarray, n: int) -> tu
     return out, path.name
 
 
+def peak_cuda_memory_mb() -> float | None:
+    """The most GPU memory torch allocated in this process so far (MiB), or None when it has not
+    used CUDA (torch is not imported here for that)."""
+    import sys
+
+    torch = sys.modules.get("torch")
+    if torch is None or not torch.cuda.is_available() or not torch.cuda.is_initialized():
+        return None
+    return round(torch.cuda.max_memory_allocated() / 2**20, 1)
+
+
 def build_engine(config: EngineConfig, motion: MotionOptions):
     """The engine the bench measures (see the module docstring)."""
     from avatarify_app.engines import REGISTRY
@@ -161,5 +173,8 @@ def measure(config: EngineConfig, *, frames: int = 20, warmup: int = 3, video: s
     for key in ("backend", "half"):
         if hasattr(engine, key):
             meta[key] = getattr(engine, key)
+    vram = peak_cuda_memory_mb()
+    if vram is not None:
+        meta["vram_peak_mb"] = vram
     return BenchResult(stages=stages, total=total, meta=meta, live=live)
 

@@ -57,6 +57,12 @@ def resolve_backend(backend: str, device: torch.device, half: bool) -> str:
     return backend
 
 
+def resolve_half(device: torch.device, half: bool | None) -> bool:
+    """Whether the generator runs in float16: the user's choice (``--half``/``--no-half``,
+    ``EngineConfig.half``) when made, else on for CUDA only (``EngineConfig.resolved_half``)."""
+    return EngineConfig(half=half).resolved_half(device.type == "cuda")
+
+
 @dataclass
 class _Source:
     """What the engine keeps per avatar (all on the engine's device)."""
@@ -79,7 +85,7 @@ class FommEngine:
         if generator.dense_motion_network is None:
             raise ConfigError("The FOMM engine needs a generator with dense_motion_params.")
         self._device = resolve_device(device) if isinstance(device, str) else torch.device(device)
-        self.half = (self._device.type == "cuda") if half is None else bool(half)
+        self.half = resolve_half(self._device, half)
         self.backend = resolve_backend(backend, self._device, self.half)
         self.size = size
         self.options = options or MotionOptions()
