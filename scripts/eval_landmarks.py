@@ -1,6 +1,7 @@
 """Measured goals of the landmark engine: self-reenactment L1 (and fps of the live path).
 
     .venv/bin/python scripts/eval_landmarks.py [--frames 40] [--skip-video] [--skip-bench]
+    .venv/bin/python scripts/eval_landmarks.py --clips DIR [--cuts auto|off]
 
 (a) real portraits (einstein, mona, the shipped astronaut or skimage's) aligned to 256 and
     moved by smooth synthetic head motion (rotation up to 12 degrees, scale 0.92-1.08,
@@ -9,6 +10,13 @@
 (b) continuous shots of ../shared/media/Megamind.avi (cut at scene changes), cropped to 256
     by the stream tracker; the first crop of each shot is the source.
 Prints one line per case and the baselines (still source; face-only warp is not rebuilt here).
+
+(c) ``--clips DIR``: the 256 crop clips that ``scripts/cut_counts.py --write DIR`` saved
+    (smooth synthetic motion; continuous talking shots: synthetic, and each Megamind shot cut
+    to a fixed box), through the commands as a user runs them: ``evaluate --engine landmarks
+    --no-crop`` (each shot reconstructed from its first frame) and ``animate --no-crop`` with
+    the clip's first frame as the portrait (self-reenactment, the output against the clip).
+    Goals: L1 <= 0.03 on smooth synthetic motion, <= 0.05 on continuous talking shots.
 """
 
 from __future__ import annotations
@@ -83,7 +91,7 @@ def eval_synthetic(engine_params: LandmarkParams, crops: dict[str, np.ndarray], 
 
 def megamind_shots(moving_crop: bool = False):
     """Crops (256) and landmarks of each continuous shot of Megamind.avi (evaluate's protocol)."""
-    from avatarify_app.commands.evaluate import load_shots
+    from avatarify_app.offline.reconstruction import load_shots
 
     return [s for s in load_shots(MEDIA / "Megamind.avi", moving_crop=moving_crop) if len(s) >= 12]
 
@@ -103,13 +111,75 @@ def eval_video(engine_params: LandmarkParams, shots) -> tuple[float, float, int]
     return float(np.mean(errs)), float(np.mean(still)), len(shots)
 
 
+def run_command(argv: list[str]) -> list[str]:
+    """``main.py ARGV`` in this process; its output lines (raises when it fails)."""
+    import contextlib
+    import io
+
+    from avatarify_app.cli import main as cli_main
+
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        code = cli_main(argv)
+    if code != 0:
+        raise RuntimeError(f"main.py {' '.join(argv)} exited {code}")
+    return out.getvalue().strip().splitlines()
+
+
+def eval_clips(folder: Path, cuts: str) -> int:
+    """(c): evaluate --no-crop and animate --no-crop self-reenactment on each crop clip."""
+    import json
+    import tempfile
+
+    from avatarify_app.frames import save_image
+    from avatarify_app.pipeline.video import iter_video
+
+    clips = sorted(folder.glob("smooth_*.mp4")) + sorted(folder.glob("talking_*crop*.mp4"))
+    if not clips:
+        print(f"no clips in {folder}: make them with scripts/cut_counts.py --write {folder}")
+        return 2
+    groups: dict[str, list[tuple[float, float, int]]] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for clip in clips:
+            real = list(iter_video(clip))
+            ev = json.loads(run_command(["evaluate", "--video", str(clip), "--engine", "landmarks", "--no-crop",
+                                         "--no-landmark-metrics", "--cuts", cuts, "--json"])[-1])
+            source, output = Path(tmp) / "source.png", Path(tmp) / "out.mp4"
+            save_image(source, real[0])
+            line = run_command(["animate", "--source", str(source), "--driving", str(clip), "--output", str(output),
+                                "--engine", "landmarks", "--no-crop", "--cuts", cuts, "--force"])[-1]
+            made = list(iter_video(output))
+            animated = float(np.mean([l1(a, b) for a, b in zip(made, real, strict=True)]))
+            still = float(np.mean([l1(real[0], b) for b in real]))
+            shots = line.split("engine landmarks, ")[-1].split(" shot")[0]
+            print(f"(c) {clip.stem:<52s} evaluate L1 {ev['l1']:.4f} ({ev['shots']} shot(s), {ev['frames']} frames)  "
+                  f"animate L1 {animated:.4f} ({shots} shot(s))  still {still:.4f}")
+            if clip.stem.startswith("smooth"):
+                group = "smooth, twice as far" if "twice_as_far" in clip.stem else "smooth"
+            else:
+                group = "talking, Megamind shots" if "Megamind" in clip.stem else "talking, synthetic"
+            groups.setdefault(group, []).append((ev["l1"], animated, ev["frames"]))
+    for group, rows in groups.items():
+        goal = "goal <= 0.03" if group == "smooth" else "goal <= 0.05" if group.startswith("talking") else "no goal"
+        frames = sum(r[2] for r in rows)
+        mean = [sum(r[i] * r[2] for r in rows) / frames for i in (0, 1)]
+        worst = [max(r[i] for r in rows) for i in (0, 1)]
+        print(f"(c) {group}: {len(rows)} clips, {frames} frames; evaluate L1 mean {mean[0]:.4f} worst {worst[0]:.4f}; "
+              f"animate L1 mean {mean[1]:.4f} worst {worst[1]:.4f}  ({goal})")
+    return 0
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--clips", type=Path, metavar="DIR", help="(c) only: the crop clips of scripts/cut_counts.py --write")
+    ap.add_argument("--cuts", choices=("auto", "off"), default="auto", help="(c): the commands' --cuts")
     ap.add_argument("--frames", type=int, default=40)
     ap.add_argument("--skip-video", action="store_true")
     ap.add_argument("--skip-bench", action="store_true")
     ap.add_argument("--set", action="append", default=[], help="LandmarkParams override, e.g. head_amp=0.1")
     args = ap.parse_args()
+    if args.clips:
+        return eval_clips(args.clips, args.cuts)
     params = LandmarkParams()
     for kv in args.set:
         k, v = kv.split("=")
@@ -130,12 +200,12 @@ def main() -> int:
             crop = "tracker's moving crop" if moving else "one crop per shot"
             print(f"(b) Megamind.avi {n} shots, {crop:<21s} L1 {err:.4f}  (still source {still:.4f})  goal <= 0.05")
     if not args.skip_bench:
-        from avatarify_app.commands import bench_landmarks
+        from avatarify_app.config import EngineConfig
+        from avatarify_app.offline.bench import measure
 
-        ns = argparse.Namespace(video=None, frames=150, warmup=10, json=False)
         t = time.perf_counter()
-        s = bench_landmarks.measure(ns).summary()
-        print(f"live path (tracking + engine): {s['ms_per_frame']:.2f} ms/frame = {s['fps']:.1f} fps "
+        s = measure(EngineConfig(name="landmarks"), frames=150, warmup=10).summary()
+        print(f"live path (tracking + engine): {s['live_ms_per_frame']:.2f} ms/frame = {s['live_fps']:.1f} fps "
               f"stages {s['stages_ms']}  ({time.perf_counter() - t:.0f} s)  goal >= 30 fps")
     return 0
 
