@@ -41,15 +41,31 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     return parser
 
 
+def split_verbosity(argv: list[str]) -> tuple[list[str], int]:
+    """``argv`` without its -v/-vv/--verbose flags (before or after the command), and their count."""
+    rest, verbose = [], 0
+    for i, arg in enumerate(argv):
+        if arg == "--":
+            rest.extend(argv[i:])
+            break
+        if arg == "--verbose":
+            verbose += 1
+        elif len(arg) > 1 and arg[0] == "-" and set(arg[1:]) == {"v"}:
+            verbose += len(arg) - 1
+        else:
+            rest.append(arg)
+    return rest, verbose
+
+
 def main(argv: list[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
+    argv, verbose = split_verbosity(list(sys.argv[1:] if argv is None else argv))
     # `python main.py --camera VIDEO` means the GUI with options.
     if not argv or (argv[0] not in COMMANDS and argv[0] not in ("-h", "--help", "--version")):
         argv = ["gui", *argv]
     command = argv[0] if argv[0] in COMMANDS else None
     args = build_parser(only=command).parse_args(argv)
     logging.basicConfig(
-        level=logging.WARNING - 10 * min(args.verbose, 2),
+        level=logging.WARNING - 10 * min(verbose, 2),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     try:

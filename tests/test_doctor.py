@@ -25,3 +25,12 @@ def test_doctor_reports_every_check(capsys):
 def test_doctor_can_skip_cameras(capsys):
     main(["doctor", "--no-cameras"])
     assert "not probed" in capsys.readouterr().out
+
+
+def test_verbosity_flags_anywhere():
+    from avatarify_app.cli import split_verbosity
+
+    assert split_verbosity(["-v", "gui", "--camera", "x"]) == (["gui", "--camera", "x"], 1)
+    assert split_verbosity(["gui", "-vv"]) == (["gui"], 2)
+    assert split_verbosity(["live", "--verbose", "--headless", "--", "-v"]) == (["live", "--headless", "--", "-v"], 1)
+    assert split_verbosity(["--camera", "-vid.mp4"]) == (["--camera", "-vid.mp4"], 0)

@@ -9,8 +9,6 @@ from avatarify_app.engines import add_engine_arguments, engine_config_if_given
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    # `python main.py -v --camera X` routes here as `gui -v ...`: accept -v after the command too.
-    p.add_argument("-v", "--verbose", action="count", default=argparse.SUPPRESS, help="more log output")
     p.add_argument("--camera", help="camera index or device path, or a video file to use as the camera")
     p.add_argument("--avatar", help="portrait to animate (image file or a name from the gallery)")
     add_engine_arguments(p, default=None)
