@@ -84,6 +84,8 @@ class FakeEngine:
     options: list = field(default_factory=list)
     predicted: int = 0
     closed: bool = False
+    controls: list = field(default_factory=list)  # what set_controls got (live options)
+    stage_ms: dict = field(default_factory=dict)  # what timings() reports
     _source: np.ndarray | None = None
     _reference: np.ndarray | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -120,8 +122,32 @@ class FakeEngine:
         return {"kp_source": kp, "kp_driving": kp + 3.0, "occlusion": (xx / 63.0),
                 "flow": np.stack([np.sin(yy / 10) * 3, np.cos(xx / 10) * 3], axis=2)}
 
+    def set_controls(self, controls: dict) -> None:
+        self.controls.append(dict(controls))
+
+    def timings(self) -> dict[str, float]:
+        return dict(self.stage_ms)
+
     def close(self) -> None:
         self.closed = True
+
+
+def session_class():
+    """``pipeline.Session``; until it takes live engine controls itself, a subclass that does."""
+    from avatarify_app.pipeline import Session
+
+    if hasattr(Session, "set_engine_controls"):
+        return Session
+
+    class ControlledSession(Session):
+        def set_engine_controls(self, controls: dict) -> None:
+            def apply() -> None:
+                if self._engine is not None:
+                    self._engine.set_controls(dict(controls))
+
+            self._post(apply)
+
+    return ControlledSession
 
 
 @dataclass
@@ -133,6 +159,7 @@ class Fakes:
     sessions: list = field(default_factory=list)
     engine_work_s: float = 0.0
     engine_device: str = "cpu (fake)"
+    real_aligner: bool = False  # frame portraits with the real tracker (mediapipe) instead of resizing
 
     @property
     def engine(self) -> FakeEngine:
@@ -162,9 +189,7 @@ class Fakes:
                                full_shape=image.shape[:2])
 
     def session_factory(self, source, **kwargs):
-        from avatarify_app.pipeline import Session
-
-        session = Session(source, engine_factory=self.engine_factory, tracker_factory=self.tracker_factory,
-                          aligner=self.aligner, stats_interval=0.2, **kwargs)
+        session = session_class()(source, engine_factory=self.engine_factory, tracker_factory=self.tracker_factory,
+                          aligner=None if self.real_aligner else self.aligner, stats_interval=0.2, **kwargs)
         self.sessions.append(session)
         return session
