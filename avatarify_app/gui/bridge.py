@@ -64,7 +64,7 @@ class SessionBridge(QObject):
         self.session_changed.emit(session)
 
     def shutdown(self, timeout: float = 5.0) -> None:
-        """Unsubscribe and stop the current session (joins its threads)."""
+        """Unsubscribe and close the current session (joins its threads, closes its sinks)."""
         session, self._session = self._session, None
         for unsubscribe in self._unsubscribe:
             try:
@@ -73,7 +73,8 @@ class SessionBridge(QObject):
                 log.debug("unsubscribe failed: %s", err)
         self._unsubscribe = []
         if session is not None:
-            session.stop(timeout=timeout)
+            close = getattr(session, "close", None) or session.stop  # close: stop and close its sinks
+            close(timeout=timeout)
             self.session_changed.emit(None)
         with self._lock:
             self._latest = None

@@ -42,6 +42,14 @@ def is_file_spec(spec: str) -> bool:
     return not (spec.isdigit() or spec.startswith("/dev/video") or "://" in spec)
 
 
+def existing_file(spec: str | Path) -> bool:
+    """Whether ``spec`` names a file that exists (False for names the system refuses: too long, NUL)."""
+    try:
+        return Path(spec).is_file()
+    except (OSError, ValueError):
+        return False
+
+
 def checked_framing(framing: tuple[float, float, float] | None, name: str) -> tuple[float, float, float]:
     """A portrait's saved (zoom, dx, dy) if it is finite and in range, else the default framing."""
     if framing is None:

@@ -42,7 +42,7 @@ from avatarify_app.config import EngineConfig, VirtualCameraConfig
 from avatarify_app.frames import IMAGE_SUFFIXES
 from avatarify_app.gui import avatars as store
 from avatarify_app.gui.avatar_actions import PortraitLibrary
-from avatarify_app.gui.controller import NUDGE_STEP, ZOOM_STEP, SessionController
+from avatarify_app.gui.controller import NUDGE_STEP, ZOOM_STEP, SessionController, existing_file
 from avatarify_app.gui.debug_view import DebugView
 from avatarify_app.gui.dialogs import open_shortcuts, open_warning
 from avatarify_app.gui.engine_control import EngineController
@@ -264,11 +264,13 @@ class MainWindow(QMainWindow):
             return None
         p = Path(wanted)
         known = self.gallery.paths()
-        for candidate in (p, p.resolve()):
-            if candidate in known:
-                return candidate
-        if p.is_file() and self._avatar_arg:
+        if p in known:
             return p
+        if existing_file(p):
+            if p.resolve() in known:
+                return p.resolve()
+            if self._avatar_arg:
+                return p
         by_name = [q for q in known if q.stem.lower() == p.stem.lower()]
         return by_name[0] if by_name else None
 

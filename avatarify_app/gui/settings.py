@@ -2,7 +2,7 @@
 
 Every value is checked when it is read (type, finite, range, known choice): a file edited by
 hand, or written by another version, cannot stop the app from starting. A bad value falls
-back to its default with one log line per key. Keys are grouped by their owner: source/ and
+back to its default with one log line, and is dropped from the file. Keys are grouped by their owner: source/ and
 avatar/ and live/ (the session controller), engine/ (the engine controller, one group per
 engine for its options), output/ (the outputs), window/ (the window).
 """
@@ -121,12 +121,15 @@ class AppSettings:
             return None
 
     def _bad(self, key: str, value: Any, why: str, default: Any, secret: bool = False) -> None:
+        """Say once that ``key`` holds a bad value, and drop it from the file (the default
+        applies from now on, so the next start is quiet)."""
         if key in self._warned:
             return
         self._warned.add(key)
         shown = "<hidden>" if secret else repr(value)[:80]
         log.warning("settings: ignoring %s=%s (%s); using %r instead", key, shown, why,
                     "<default>" if secret else default)
+        self._qs.remove(key)
 
     def get(self, key: str) -> Any:
         """The stored value of a key in ``SCHEMA``, checked, or its default."""

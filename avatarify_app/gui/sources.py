@@ -13,7 +13,7 @@ from pathlib import Path
 from PySide6.QtCore import QObject, Signal
 
 from avatarify_app import paths, pipeline
-from avatarify_app.gui.controller import SessionController
+from avatarify_app.gui.controller import SessionController, existing_file
 from avatarify_app.gui.notices import Notices
 from avatarify_app.gui.settings import AppSettings
 from avatarify_app.gui.state import AppState
@@ -77,7 +77,7 @@ class SourceChooser(QObject):
             return
         saved = self.settings.get_str("source/camera")
         specs = [str(c.spec) for c in cameras]
-        if saved and (saved in specs or (Path(saved).is_file() and not saved.isdigit())):
+        if saved and (saved in specs or (not saved.isdigit() and existing_file(saved))):
             spec = saved
         elif specs:
             spec = specs[0]
