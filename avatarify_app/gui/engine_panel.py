@@ -148,7 +148,7 @@ def _number_control(opt: EngineOption, emit: Callable[[Any], None]) -> OptionCon
 
         def value_at(pos: int) -> Any:
             v = lo + pos * step
-            return int(round(v)) if is_int else round(min(v, hi), 6)
+            return round(v) if is_int else round(min(v, hi), 6)
 
         def text(v: Any) -> str:
             return str(v) if is_int else f"{v:.3g}"

@@ -7,14 +7,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from gui_helpers import TIMEOUT, press, wait_frames
 from PySide6.QtCore import Qt
 
 from avatarify_app import paths
 from avatarify_app.config import EngineConfig
 from avatarify_app.gui import avatars as store
 from avatarify_app.gui.settings import AppSettings
-
-from gui_helpers import TIMEOUT, press, wait_frames
 
 
 def test_window_opens_and_shows_frames(qtbot, make_window):
