@@ -10,7 +10,6 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
-from gui_fakes import Fakes
 from gui_helpers import TIMEOUT, wait_frames
 from PySide6.QtCore import QPoint
 from PySide6.QtWidgets import QFileDialog, QMessageBox
@@ -198,25 +197,49 @@ def test_the_command_line_mirror_engine_and_virtual_camera_are_honoured(qtbot, m
     assert window.state.engine.name == other and window.state.engine.device == "cpu"
 
 
-def test_run_app_hands_the_command_line_to_the_window(qtbot, monkeypatch, clip, vcam_backend):
-    """``gui.app.run_app`` (what ``live`` without --headless calls) builds the window with them."""
-    from avatarify_app.gui import app
+RUN_APP = """
+import json, sys
+sys.path.insert(0, sys.argv[1])
+from gui_fakes import Fakes
+from avatarify_app.config import EngineConfig, VirtualCameraConfig
+from avatarify_app.gui import app
 
-    built = []
-    real_window = app.MainWindow
+built = []
+real_window = app.MainWindow
 
-    def window(settings, **kwargs):
-        w = real_window(settings, session_factory=Fakes().session_factory, scan_cameras=False, **kwargs)
-        built.append(w)
-        return w
+def window(settings, **kwargs):
+    built.append(real_window(settings, session_factory=Fakes().session_factory, scan_cameras=False, **kwargs))
+    return built[-1]
 
-    monkeypatch.setattr(app, "MainWindow", window)
-    config = EngineConfig(name=REGISTRY.names()[-1], device="cpu")
-    vcam = VirtualCameraConfig(width=320, height=240, backend="avatarify-gui-test")
-    code = app.run_app(camera=str(clip), engine_config=config, vcam_config=vcam, mirror=True,
-                       quit_after=20, min_frames=3)
-    assert code == 0 and len(built) == 1
-    w = built[0]
-    assert w.state.options.mirror and w.outputs.vcam_config == vcam
-    assert w.state.engine.device == "cpu" and w.state.engine.name == config.name
-    assert w.live_view.avatar_view.frames_painted >= 3
+app.MainWindow = window
+config = EngineConfig(name=sys.argv[3], device="cpu")
+vcam = VirtualCameraConfig(width=320, height=240, backend="none-needed")
+code = app.run_app(camera=sys.argv[2], engine_config=config, vcam_config=vcam, mirror=True, quit_after=20,
+                   min_frames=3)
+w = built[0]
+print(json.dumps({"code": code, "windows": len(built), "mirror": w.state.options.mirror,
+                  "vcam": [w.outputs.vcam_config.width, w.outputs.vcam_config.height],
+                  "engine": [w.state.engine.name, w.state.engine.device],
+                  "frames": w.live_view.avatar_view.frames_painted}))
+"""
+
+
+def test_run_app_hands_the_command_line_to_the_window(clip, isolated_home):
+    """``gui.app.run_app`` (what ``live`` without --headless calls) builds the window with them
+    (in a process of its own: it runs and quits the application's event loop)."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    engine = REGISTRY.names()[-1]
+    env = {**os.environ, "QT_QPA_PLATFORM": "offscreen", "AVATARIFY_HOME": str(isolated_home)}
+    done = subprocess.run([sys.executable, "-c", RUN_APP, str(Path(__file__).parent), str(clip), engine],
+                          capture_output=True, text=True, timeout=120, env=env, check=False)
+    assert done.returncode == 0, done.stderr[-2000:]
+    got = json.loads(done.stdout.strip().splitlines()[-1])
+    assert got["code"] == 0 and got["windows"] == 1
+    assert got["mirror"] is True
+    assert got["vcam"] == [320, 240]
+    assert got["engine"] == [engine, "cpu"]
+    assert got["frames"] >= 3
