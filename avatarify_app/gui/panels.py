@@ -133,6 +133,8 @@ class CalibrationPanel(QGroupBox):
         self.hint_label = QLabel("")
         self.hint_label.setWordWrap(True)
         self.hint_label.setToolTip("Which way to move to match the portrait's pose.")
+        self.hint_label.setStyleSheet("color: #d44; font-weight: bold;")
+        self.hint_label.setVisible(False)
         form.addWidget(self.hint_label)
         row = QHBoxLayout()
         self.calibrate_button = QPushButton("Calibrate (X)")
@@ -213,9 +215,10 @@ class CalibrationPanel(QGroupBox):
             self._meter_color = color
             self.pose_meter.setStyleSheet(f"QProgressBar::chunk {{ background: {color}; }}")
         hint = getattr(event, "pose_hint", None) if value < METER_GOOD else None
-        text = str(hint) if hint else ""
+        text = f"Move: {hint}" if hint else ""
         if text != self.hint_label.text():
             self.hint_label.setText(text)
+            self.hint_label.setVisible(bool(text))
 
 
 class FramingPanel(QGroupBox):
