@@ -2,7 +2,8 @@
 
 A portrait is framed once, by the session, when it is animated: adding one here only checks
 that the file is a picture with a face (off the GUI thread) and keeps a copy of the photo,
-scaled down to at most ``MAX_SIDE`` px, in the user's portrait folder. (Framing it here as
+read upright, flattened and scaled down to at most ``MAX_SIDE`` px, in the user's portrait
+folder (what changed on the way is said in the status bar). (Framing it here as
 well, and then again in the session, re-cropped and resampled an already framed picture.)
 """
 
@@ -16,7 +17,7 @@ from PySide6.QtCore import QObject, Signal
 
 from avatarify_app import paths
 from avatarify_app.errors import AvatarifyError, BadImageError
-from avatarify_app.frames import IMAGE_SUFFIXES, load_image, resize, save_image
+from avatarify_app.frames import IMAGE_SUFFIXES, read_image, resize, save_image
 from avatarify_app.gui import avatars as store
 from avatarify_app.gui.notices import Notices
 from avatarify_app.gui.state import AppState
@@ -37,14 +38,17 @@ def _unique_path(folder: Path, stem: str) -> Path:
     return candidate
 
 
-def import_portrait(source: str | Path) -> Path:
+def import_portrait(source: str | Path) -> tuple[Path, tuple[str, ...]]:
     """Check that ``source`` is a photo with a face and keep a (bounded) copy among the user's
-    portraits; returns the copy. Slow (face detection): call it off the GUI thread. Raises
-    ``BadImageError`` or ``NoFaceError`` saying what is wrong."""
+    portraits; returns the copy and what the user should know about how the photo was read
+    (``frames.read_image``: EXIF orientation applied, scaled down, transparency flattened).
+    Slow (face detection): call it off the GUI thread. Raises ``BadImageError`` or
+    ``NoFaceError`` saying what is wrong."""
     src = Path(source)
     if src.suffix.lower() not in IMAGE_SUFFIXES:
         raise BadImageError(f"{src.name} is not an image file.", f"Use one of: {', '.join(IMAGE_SUFFIXES)}.")
-    image = load_image(src)
+    loaded = read_image(src)
+    image = loaded.frame
     from avatarify_app.tracking import PortraitAligner  # mediapipe: imported only when needed
 
     with PortraitAligner() as aligner:
@@ -58,7 +62,7 @@ def import_portrait(source: str | Path) -> Path:
     target = _unique_path(folder, src.stem)
     save_image(target, image)
     log.info("added portrait %s -> %s", src, target)
-    return target
+    return target, loaded.notes
 
 
 class PortraitLibrary(QObject):
@@ -78,9 +82,10 @@ class PortraitLibrary(QObject):
         self.notices.tell(f"Finding the face in {path.name}...")
         self.state.add_busy(+1)
 
-        def done(saved: Path) -> None:
+        def done(result: tuple[Path, tuple[str, ...]]) -> None:
+            saved, notes = result
             self.state.add_busy(-1)
-            self.notices.tell(f"Added {saved.name}", 4000)
+            self.notices.tell(" ".join((f"Added {saved.name}.", *notes)), 15000 if notes else 4000)
             self.added.emit(saved)
 
         def failed(err: BaseException) -> None:

@@ -79,6 +79,7 @@ class SessionController(QObject):
         self.loop_video = loop_video
         self._session_factory = session_factory or pipeline.Session
         self._calibration_request: int | None = None  # the request whose reference we save
+        self._notes_shown: tuple[str, ...] | None = None  # the portrait notes last told
         state.options = LiveOptions(
             mirror=settings.get_bool("live/mirror") if mirror is None else mirror,
             passthrough=settings.get_bool("live/passthrough"),
@@ -87,6 +88,7 @@ class SessionController(QObject):
         )
         self.bridge.reference.connect(self._on_reference)
         self.bridge.error.connect(self._on_error)
+        self.bridge.stats.connect(self._show_avatar_notes)
         state.view_changed.connect(lambda _view: self._push_options())
 
     @property
@@ -152,6 +154,14 @@ class SessionController(QObject):
         session.set_avatar(str(path))
         session.update_options(self.live_options())
         self.restore_calibration(path)
+
+    def _show_avatar_notes(self, _stats: Any = None) -> None:
+        """Say once per portrait what the session noticed about it (``Session.avatar_notes``:
+        scaled down, transparency flattened, which of several faces, blurry)."""
+        notes = getattr(self.session, "avatar_notes", ()) if self.session is not None else ()
+        if notes and notes is not self._notes_shown:
+            self._notes_shown = notes
+            self.notices.tell(" ".join(notes), 15000)
 
     # ----------------------------------------------------------------- options and framing
     def set_toggles(self, *, mirror: bool | None = None, passthrough: bool | None = None,

@@ -62,6 +62,7 @@ class EngineController(QObject):
         self.controller = controller
         self._memory = self._load_memory()  # engine name -> its remembered options
         self._fallbacks_tried: set[str] = set()
+        self._switching = False  # a switch was asked for (said in the status bar once it runs)
         if engine_config is None:
             engine_config = self._saved_config()
         elif engine_config.name in self._memory:
@@ -133,6 +134,7 @@ class EngineController(QObject):
             self._remember(config)
             return
         self.state.engine_pending = True
+        self._switching = True
         self.notices.tell(f"Loading the {self.title(config.name)} engine...")
         session.set_engine(config)
 
@@ -197,7 +199,9 @@ class EngineController(QObject):
             self.state.engine_pending = False
             self._fallbacks_tried.clear()
             self._remember(asked)
-            self.notices.tell(f"Engine: {self.title(stats.engine)} on {stats.device}", 4000)
+            if self._switching:
+                self._switching = False
+                self.notices.tell(f"Engine: {self.title(stats.engine)} on {stats.device}", 4000)
 
     def _on_error(self, event: Any) -> None:
         if event.stage != "engine":
@@ -209,7 +213,9 @@ class EngineController(QObject):
             return
         failed = self.state.engine
         self.state.engine_pending = False
-        self.notices.clear()
+        if self._switching:
+            self._switching = False
+            self.notices.clear()
         if running is None:
             now = self._fall_back(failed)
         else:

@@ -324,7 +324,7 @@ def test_dropping_files_adds_portraits_and_videos(qtbot, make_window, tmp_path, 
 
     window = make_window(camera="", scan_cameras=False)
     # finding the face is the tracker's job (tested there); here a stand-in keeps the test fast
-    monkeypatch.setattr(avatar_actions, "import_portrait", lambda src: _fake_import(src))
+    monkeypatch.setattr(avatar_actions, "import_portrait", lambda src: (_fake_import(src), ()))
     photo = tmp_path / "friend.jpg"
     save_image(photo, np.full((128, 128, 3), 180, np.uint8))
     data = QMimeData()
