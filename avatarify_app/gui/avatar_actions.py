@@ -18,10 +18,10 @@ from PySide6.QtCore import QObject, Signal
 from avatarify_app import paths
 from avatarify_app.errors import AvatarifyError, BadImageError
 from avatarify_app.frames import IMAGE_SUFFIXES, read_image, resize, save_image
-from avatarify_app.gui import avatars as store
 from avatarify_app.gui.notices import Notices
 from avatarify_app.gui.state import AppState
 from avatarify_app.gui.tasks import Tasks
+from avatarify_app.pipeline import avatar_store as store
 
 log = logging.getLogger(__name__)
 

@@ -23,11 +23,11 @@ from PySide6.QtCore import QObject, Signal
 from avatarify_app import pipeline
 from avatarify_app.config import LiveOptions, MotionOptions, TrackingConfig
 from avatarify_app.errors import AvatarifyError
-from avatarify_app.gui import avatars as store
 from avatarify_app.gui.bridge import SessionBridge
 from avatarify_app.gui.notices import Notices
 from avatarify_app.gui.settings import AppSettings
 from avatarify_app.gui.state import AppState, Calibration
+from avatarify_app.pipeline import avatar_store as store
 
 log = logging.getLogger(__name__)
 
@@ -263,13 +263,7 @@ class SessionController(QObject):
     def _on_reference(self, event: Any) -> None:
         """The session's reference changed: save it when it answers our calibrate request."""
         request = self._calibration_request
-        if request is None or event.request != request:
-            return
-        if event.crop is None:
-            rejected = getattr(event, "message", None) or getattr(event, "rejected", None)
-            if rejected and isinstance(rejected, str):  # auto-calibration kept the previous reference
-                self._calibration_request = None
-                self.state.calibration = Calibration(rejected, calibrated=self.state.calibration.calibrated)
+        if request is None or event.request != request or event.crop is None:
             return
         self._calibration_request = None
         avatar = self.state.avatar
@@ -291,7 +285,10 @@ class SessionController(QObject):
             self.notices.tell(message, 5000)
         elif stage == "avatar":
             self.notices.warn("Cannot use this portrait", message)
-        elif stage == "calibration":
+        elif stage == "calibration":  # e.g. an auto-calibration below the pose match it needs
+            if event.request is not None and event.request == self._calibration_request:
+                self._calibration_request = None
             self.state.calibration = Calibration(message, calibrated=self.state.calibration.calibrated)
+            self.notices.tell(message.splitlines()[0], 10000)
         elif stage not in ("engine", "sink"):  # those have their own controllers
             self.notices.warn("Problem", message)

@@ -188,9 +188,9 @@ class EngineController(QObject):
 
     def _on_stats(self, stats: Any) -> None:
         asked = self.state.engine
-        note = str(getattr(stats, "engine_note", "") or "")
-        if not note and asked.name == "auto" and stats.engine:
-            note = "chosen automatically"
+        note = ""
+        if asked.name == "auto" and stats.engine:  # why auto chose it (the registry's reasons)
+            note = "auto: " + str(getattr(stats, "engine_note", None) or f"chose {stats.engine}")
         self.state.runtime = Runtime(engine=stats.engine, device=stats.device, note=note)
         session = self.controller.session
         if not self.state.engine_pending or session is None or session.engine_config != asked:

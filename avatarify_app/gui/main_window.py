@@ -40,7 +40,6 @@ from PySide6.QtWidgets import (
 from avatarify_app import pipeline
 from avatarify_app.config import EngineConfig, VirtualCameraConfig
 from avatarify_app.frames import IMAGE_SUFFIXES
-from avatarify_app.gui import avatars as store
 from avatarify_app.gui.avatar_actions import PortraitLibrary
 from avatarify_app.gui.controller import NUDGE_STEP, ZOOM_STEP, SessionController, existing_file
 from avatarify_app.gui.debug_view import DebugView
@@ -57,6 +56,7 @@ from avatarify_app.gui.sources import VIDEO_SUFFIXES, SourceChooser
 from avatarify_app.gui.state import AppState, ViewOptions
 from avatarify_app.gui.status import StatusPanel
 from avatarify_app.gui.tasks import Tasks
+from avatarify_app.pipeline import avatar_store as store
 
 log = logging.getLogger(__name__)
 

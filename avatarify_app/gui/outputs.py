@@ -8,7 +8,6 @@ unless the caller says the user agreed (``overwrite=True``; the window asks).
 from __future__ import annotations
 
 import dataclasses
-import inspect
 import logging
 from pathlib import Path
 from typing import Any
@@ -30,13 +29,6 @@ log = logging.getLogger(__name__)
 
 def is_video_file(spec: str | None) -> bool:
     return spec is not None and is_file_spec(spec) and Path(spec).suffix.lower() not in IMAGE_SUFFIXES
-
-
-def make_recorder(path: Path, fps: float, sync: bool, overwrite: bool) -> Any:
-    """A ``RecorderSink``; passes the user's consent on where the sink asks for it."""
-    params = inspect.signature(pipeline.RecorderSink).parameters
-    extra = {name: True for name in ("overwrite", "force") if name in params and overwrite}
-    return pipeline.RecorderSink(str(path), fps=fps, sync=sync, **extra)
 
 
 class OutputsController(QObject):
@@ -154,10 +146,10 @@ class OutputsController(QObject):
                 source.open()  # to learn its frame rate; the session opens it again
                 fps = source.fps or 25.0
                 source.close()
-                sink = make_recorder(path, fps, sync=False, overwrite=overwrite)
+                sink = pipeline.RecorderSink(str(path), fps=fps, sync=False)
             else:
                 fps = getattr(session.source, "fps", None) or self._last_fps or 25.0
-                sink = make_recorder(path, max(5.0, round(fps)), sync=True, overwrite=overwrite)
+                sink = pipeline.RecorderSink(str(path), fps=max(5.0, round(fps)), sync=True)
         except AvatarifyError as err:
             self.notices.warn("Cannot record", str(err))
             return False

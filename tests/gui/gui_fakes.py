@@ -132,24 +132,6 @@ class FakeEngine:
         self.closed = True
 
 
-def session_class():
-    """``pipeline.Session``; until it takes live engine controls itself, a subclass that does."""
-    from avatarify_app.pipeline import Session
-
-    if hasattr(Session, "set_engine_controls"):
-        return Session
-
-    class ControlledSession(Session):
-        def set_engine_controls(self, controls: dict) -> None:
-            def apply() -> None:
-                if self._engine is not None:
-                    self._engine.set_controls(dict(controls))
-
-            self._post(apply)
-
-    return ControlledSession
-
-
 @dataclass
 class Fakes:
     """What the session factory built, for the tests to look at."""
@@ -160,6 +142,10 @@ class Fakes:
     engine_work_s: float = 0.0
     engine_device: str = "cpu (fake)"
     real_aligner: bool = False  # frame portraits with the real tracker (mediapipe) instead of resizing
+    registry: bool = False  # build engines through the engine registry (real engines, registered specs)
+    engine_stage_ms: dict = field(default_factory=dict)  # what the fake engines' timings() report
+    pose_match: float | None = None  # every frame's pose match (None: the real measure)
+    pose_hint: str | None = None  # ... and the hint that goes with a low one
 
     @property
     def engine(self) -> FakeEngine:
@@ -173,7 +159,8 @@ class Fakes:
             if not config.checkpoint:
                 raise CheckpointError("The FOMM engine needs a checkpoint.", "Load one.")
             load_fomm(config.checkpoint)
-        engine = FakeEngine(name=config.name, work_s=self.engine_work_s, device=self.engine_device)
+        engine = FakeEngine(name=config.name, work_s=self.engine_work_s, device=self.engine_device,
+                            stage_ms=dict(self.engine_stage_ms))
         self.engines.append(engine)
         return engine
 
@@ -188,8 +175,16 @@ class Fakes:
         return SimpleNamespace(image=face, landmarks=face_points(), box=CropBox(128, 128, 256),
                                full_shape=image.shape[:2])
 
+    def _pose_parts(self) -> dict:
+        if self.pose_match is None:
+            return {}
+        return {"pose_matcher": lambda a, b: self.pose_match, "pose_hinter": lambda a, b: self.pose_hint}
+
     def session_factory(self, source, **kwargs):
-        session = session_class()(source, engine_factory=self.engine_factory, tracker_factory=self.tracker_factory,
-                          aligner=None if self.real_aligner else self.aligner, stats_interval=0.2, **kwargs)
+        from avatarify_app.pipeline import Session
+
+        session = Session(source, engine_factory=None if self.registry else self.engine_factory, tracker_factory=self.tracker_factory,
+                          aligner=None if self.real_aligner else self.aligner, stats_interval=0.2,
+                          **self._pose_parts(), **kwargs)
         self.sessions.append(session)
         return session

@@ -11,7 +11,7 @@ import logging
 from types import SimpleNamespace
 
 import pytest
-from gui_fakes import Fakes
+from gui_fakes import FakeEngine, Fakes
 from gui_helpers import TIMEOUT, wait_frames
 from PySide6.QtWidgets import QCheckBox, QComboBox, QDoubleSpinBox, QLabel, QLineEdit, QPushButton, QSlider
 
@@ -22,15 +22,17 @@ from avatarify_app.gui.settings import AppSettings
 SECRET = "s3cr3t-token-value"
 
 
-def _never_built(config, motion):  # the fakes' session builds the engines
-    raise AssertionError("the test engine's own factory is not used here")
+def _build_test_engine(config, motion):
+    """What the registry builds for the test engine (a session that uses the registry): a fake
+    that reports its own stages, as a remote engine does."""
+    return FakeEngine(name="testonly", device="cpu (test engine)", stage_ms={"network": 12.4, "server": 8.9})
 
 
 TEST_SPEC = EngineSpec(
     name="testonly",
     display_name="Test-only engine",
     summary="registered by a test; every kind of option",
-    factory=_never_built,
+    factory=_build_test_engine,
     detect=lambda config: Availability(True, "always (test)"),
     half=True,
     auto=False,
@@ -230,17 +232,19 @@ def test_a_checkpoint_is_loaded_once(qtbot, make_window, tmp_path, monkeypatch):
     wait_frames(qtbot, window, 3)
 
 
-def test_status_bar_names_engine_device_timings_and_why(qtbot, make_window):
-    window = make_window()
+def test_status_bar_names_engine_device_timings_and_why(qtbot, make_window, test_engine):
+    """Engines built by the registry: auto says why it chose; an engine's own stages show."""
+    window = make_window(fakes=Fakes(registry=True), engine_config=EngineConfig(name="auto"))
     wait_frames(qtbot, window)
     label = window.status.engine_label
-    qtbot.waitUntil(lambda: "cpu (fake)" in label.text(), timeout=TIMEOUT)
-    stats = window.session.stats()
-    remote = SimpleNamespace(**{**stats.__dict__, "engine": "remote", "device": "cuda:0 (server)",
-                                "engine_ms": {"network": 12.4, "server": 8.9},
-                                "engine_note": "auto: remote chosen (server answered)"})
-    window.controller.bridge.stats.emit(remote)
+    chosen = window.session.stats().engine
+    qtbot.waitUntil(lambda: "auto:" in label.text(), timeout=TIMEOUT)
+    assert f"engine: {chosen}" in label.text() and f"{chosen}: chosen" in label.toolTip()
+    assert window.engine_panel.engine_combo.currentData() == chosen  # the picker shows what auto chose
+
+    select_engine(window, "testonly")  # asked for by name: no "auto" reason
+    wait_engine(qtbot, window, "testonly")
+    qtbot.waitUntil(lambda: "network 12 ms" in label.text(), timeout=TIMEOUT)
     text = label.text()
-    assert "remote" in text and "cuda:0 (server)" in text
-    assert "network 12 ms" in text and "server 9 ms" in text
-    assert "server answered" in text
+    assert "engine: testonly" in text and "cpu (test engine)" in text and "server 9 ms" in text
+    assert "auto:" not in text

@@ -7,7 +7,6 @@ from __future__ import annotations
 import logging
 import random
 from pathlib import Path
-from types import SimpleNamespace
 
 import pytest
 from gui_helpers import TIMEOUT, wait_frames
@@ -17,6 +16,7 @@ from PySide6.QtWidgets import QFileDialog, QMessageBox
 from avatarify_app.config import EngineConfig, VirtualCameraConfig
 from avatarify_app.engines.registry import REGISTRY
 from avatarify_app.gui.settings import SCHEMA, AppSettings, settings_path
+from avatarify_app.pipeline import avatar_store as store
 
 GARBAGE = ("nan", "inf", "-inf", "1e999", "-1e308", "", "[]", "{}", "-1", "999999", "0.5e", "true false",
            "a, b, c", "@ByteArray(\\x1\\x2garbage)", "@Variant(\\0\\0\\0\\x7f\\0\\0\\0\\x18)",
@@ -151,30 +151,33 @@ def test_recording_never_replaces_a_file_unasked(qtbot, make_window, tmp_path, m
     assert ok and target.read_bytes() != b"precious"
 
 
-def test_the_pose_meter_says_which_way_to_move(qtbot, make_window):
-    window = make_window()
+def test_a_poor_match_says_which_way_to_move_and_auto_calibration_keeps_the_old_one(qtbot, make_window,
+                                                                                     user_avatars):
+    from gui_fakes import Fakes
+
+    window = make_window(avatar=str(user_avatars[0]), fakes=Fakes(pose_match=0.3, pose_hint="turn left, chin up"))
     wait_frames(qtbot, window)
-    window.controller.bridge.frame.disconnect(window.calibration_panel.show_frame)  # only ours below
-    event = window.live_view.last_event
     panel = window.calibration_panel
+    qtbot.waitUntil(lambda: panel.pose_meter.value() == 30, timeout=TIMEOUT)
+    qtbot.waitUntil(lambda: panel.hint_label.isVisible(), timeout=TIMEOUT)
+    assert "turn left, chin up" in panel.hint_label.text()  # the live hint under the meter
 
-    def frame(match, hint):
-        return SimpleNamespace(**{**event.__dict__, "pose_match": match, "pose_hint": hint})
-
-    panel.show_frame(frame(0.35, "turn left, chin up"))
-    assert panel.pose_meter.value() == 35 and "turn left, chin up" in panel.hint_label.text()
-    assert panel.hint_label.isVisible()
-    panel.show_frame(frame(0.92, None))
-    assert panel.pose_meter.value() == 92 and not panel.hint_label.isVisible()
+    window.controller.auto_calibrate()
+    qtbot.waitUntil(lambda: "30%" in panel.calibration_label.text(), timeout=TIMEOUT)
+    text = panel.calibration_label.text()
+    assert "Auto-calibration" in text and "turn left, chin up" in text
+    assert store.load_calibration(user_avatars[0]) is None  # nothing saved for a poor match
+    assert window.errors_shown == []  # said in the panel, not a dialog
 
 
-def test_a_rejected_auto_calibration_says_why(qtbot, make_window, user_avatars):
-    window = make_window(avatar=str(user_avatars[0]))
+def test_the_meter_hides_the_hint_when_the_match_is_good(qtbot, make_window):
+    from gui_fakes import Fakes
+
+    window = make_window(fakes=Fakes(pose_match=0.92, pose_hint=None))
     wait_frames(qtbot, window)
-    message = "Auto-calibration kept the previous calibration: pose match 8% (needs 60%). Turn left."
-    window.controller.bridge.error.emit(SimpleNamespace(stage="calibration", error=RuntimeError(message),
-                                                        message=message))
-    assert window.calibration_panel.calibration_label.text() == message
+    panel = window.calibration_panel
+    qtbot.waitUntil(lambda: panel.pose_meter.value() == 92, timeout=TIMEOUT)
+    assert not panel.hint_label.isVisible()
 
 
 def test_the_command_line_mirror_engine_and_virtual_camera_are_honoured(qtbot, make_window, vcam_backend):

@@ -12,8 +12,8 @@ from PySide6.QtCore import Qt
 
 from avatarify_app import paths
 from avatarify_app.config import EngineConfig
-from avatarify_app.gui import avatars as store
 from avatarify_app.gui.settings import AppSettings
+from avatarify_app.pipeline import avatar_store as store
 
 
 def test_window_opens_and_shows_frames(qtbot, make_window):
