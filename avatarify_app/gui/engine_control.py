@@ -87,9 +87,7 @@ class EngineController(QObject):
         return memory
 
     def _saved_config(self) -> EngineConfig:
-        names = REGISTRY.names()
-        default = SCHEMA["engine/name"].default
-        name = self.settings.get_choice("engine/name", names, default if default in names else names[-1])
+        name = self.settings.get_choice("engine/name", ["auto", *REGISTRY.names()], SCHEMA["engine/name"].default)
         options = dict(self._memory.get(name, {}))
         spec = find_spec(name)
         legacy = self.settings.get_str("engine/checkpoint")

@@ -51,7 +51,7 @@ SCHEMA: dict[str, Setting] = {
     "live/adapt_scale": Setting("bool", True),
     "live/show_landmarks": Setting("bool", False),
     "live/overlay_opacity": Setting("float", 0.35, 0.0, 1.0),
-    "engine/name": Setting("str", "landmarks"),
+    "engine/name": Setting("str", "auto"),  # auto: the registry's first available engine, as `live` does
     # auto: the engine's default (on for CUDA); on/off: the user's choice. Files from before
     # the tri-state kept true/false, where false meant "the default".
     "engine/half": Setting("choice", "auto", choices=("auto", "on", "off", "true", "false")),

@@ -152,7 +152,11 @@ class Fakes:
         return self.engines[-1]
 
     def engine_factory(self, config: EngineConfig, motion) -> FakeEngine:
-        if config.name == "fomm":
+        if config.name == "auto":  # what the registry would choose here, as a fake
+            from avatarify_app.engines.registry import REGISTRY
+
+            config = config.replace(name=REGISTRY.choose(config).name)
+        elif config.name == "fomm":
             # The real checkpoint loader decides, as it would in the real FOMM engine.
             from avatarify_app.models import load_fomm
 

@@ -204,7 +204,7 @@ def test_no_half_precision_box_for_an_engine_without_it(qtbot, make_window):
     window = make_window(fakes=Fakes(engine_device="cuda:0 Fake GPU"))
     wait_frames(qtbot, window)
     qtbot.waitUntil(lambda: "cuda" in window.engine_panel.device_label.text(), timeout=TIMEOUT)
-    spec = REGISTRY.get(window.session.engine_config.name)
+    spec = REGISTRY.get(window.session.stats().engine)
     assert not spec.half
     assert not window.engine_panel.half_check.isVisible() and not window.engine_panel.half_check.isEnabled()
 
@@ -219,7 +219,7 @@ def test_a_checkpoint_is_loaded_once(qtbot, make_window, tmp_path, monkeypatch):
     monkeypatch.setattr(checkpoint, "load_weights", lambda *a, **k: reads.append(a[0]) or real(*a, **k))
     window = make_window()
     wait_frames(qtbot, window)
-    running = window.session.engine_config.name
+    running = window.session.stats().engine
     bad = tmp_path / "bad.pth.tar"
     bad.write_bytes(b"\x00garbage" * 100)
     window.load_checkpoint(str(bad))
@@ -227,7 +227,7 @@ def test_a_checkpoint_is_loaded_once(qtbot, make_window, tmp_path, monkeypatch):
     assert len(reads) == 1
     title, text = window.errors_shown[0]
     assert "checkpoint" in title.lower() and "keeps running" in text
-    assert window.session.engine_config.name == running
+    assert window.session.stats().engine == running
     assert window.engine_panel.engine_combo.currentData() == running
     wait_frames(qtbot, window, 3)
 

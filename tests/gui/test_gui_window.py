@@ -24,6 +24,9 @@ def test_window_opens_and_shows_frames(qtbot, make_window):
     qtbot.waitUntil(lambda: "fps" in window.status.fps_label.text() and "-" not in window.status.fps_label.text(),
                     timeout=TIMEOUT)
     assert "cpu (fake)" in window.status.engine_label.text()
+    # a first start runs the engine `--engine auto` would choose, and says so
+    assert window.state.engine.name == "auto" and "auto:" in window.status.engine_label.text()
+    assert window.engine_panel.engine_combo.currentData() == window.session.stats().engine
     assert "latency" in window.status.latency_label.text()
     assert window.errors_shown == []
 
@@ -206,13 +209,14 @@ def test_bad_checkpoint_shows_error_and_keeps_previous_engine(qtbot, make_window
 
     window = make_window()
     wait_frames(qtbot, window)
+    running = window.session.stats().engine
     bad = tmp_path / "bad.pth.tar"
     bad.write_bytes(b"\x00garbage" * 100)
     window.load_checkpoint(str(bad))  # validated off the GUI thread
     qtbot.waitUntil(lambda: len(window.errors_shown) == 1, timeout=TIMEOUT)
     assert "checkpoint" in window.errors_shown[0][0].lower()
     assert "keeps running" in window.errors_shown[0][1]
-    assert window.engine_panel.engine_combo.currentData() == "landmarks"
+    assert window.engine_panel.engine_combo.currentData() == running
 
     # a switch asked for directly reverts the picker too (another bad file: the session does
     # not repeat the same error within seconds)
@@ -220,10 +224,10 @@ def test_bad_checkpoint_shows_error_and_keeps_previous_engine(qtbot, make_window
     empty.write_bytes(b"")
     window.set_engine(EngineConfig(name="fomm", options={"checkpoint": str(empty)}))
     qtbot.waitUntil(lambda: len(window.errors_shown) == 2, timeout=TIMEOUT)
-    assert window.engine_panel.engine_combo.currentData() == "landmarks"
-    assert window.session.engine_config.name == "landmarks"
+    assert window.engine_panel.engine_combo.currentData() == running
+    assert window.session.stats().engine == running and window.state.engine == window.session.engine_config
     wait_frames(qtbot, window, 5)
-    assert AppSettings().get_str("engine/name") == "landmarks"
+    assert AppSettings().get_str("engine/name") in ("auto", running)  # the refused one is not remembered
 
 
 def test_no_camera_says_so_and_offers_a_video(qtbot, make_window, monkeypatch, clip):
