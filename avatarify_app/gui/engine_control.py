@@ -42,6 +42,16 @@ def half_from_word(word: str) -> bool | None:
     return {"on": True, "true": True, "off": False}.get(word)
 
 
+def auto_reason(note: str, engine: str) -> str:
+    """The short "why" of an automatic choice from ``Stats.engine_note`` (the registry's reasons,
+    "name: skipped (why); name: chosen (why)"): the chosen engine's reason."""
+    marker = f"{engine}: chosen ("
+    for part in note.split("; "):
+        if part.startswith(marker) and part.endswith(")"):
+            return f"auto: {part[len(marker):-1]}"
+    return f"auto chose {engine}"
+
+
 def option_key(engine: str, option: str) -> str:
     return f"engine/{engine}/{option}"
 
@@ -186,10 +196,11 @@ class EngineController(QObject):
 
     def _on_stats(self, stats: Any) -> None:
         asked = self.state.engine
-        note = ""
+        note = detail = ""
         if asked.name == "auto" and stats.engine:  # why auto chose it (the registry's reasons)
-            note = "auto: " + str(getattr(stats, "engine_note", None) or f"chose {stats.engine}")
-        self.state.runtime = Runtime(engine=stats.engine, device=stats.device, note=note)
+            detail = str(getattr(stats, "engine_note", None) or "")
+            note = auto_reason(detail, stats.engine)
+        self.state.runtime = Runtime(engine=stats.engine, device=stats.device, note=note, detail=detail)
         session = self.controller.session
         if not self.state.engine_pending or session is None or session.engine_config != asked:
             return

@@ -10,6 +10,7 @@ engine that still runs). A secret is typed into a password field and never shown
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -175,7 +176,7 @@ def _number_control(opt: EngineOption, emit: Callable[[Any], None]) -> OptionCon
     if is_int:
         spin.setRange(int(max(lo, -2**31 + 1)), int(min(hi, 2**31 - 1)))
     else:
-        spin.setDecimals(4)
+        spin.setDecimals(min(6, max(1, math.ceil(-math.log10(opt.step)))) if opt.step else 2)
         spin.setRange(lo, hi)
     if opt.step:
         spin.setSingleStep(opt.step)

@@ -25,7 +25,8 @@ class Runtime:
 
     engine: str | None = None
     device: str | None = None
-    note: str = ""  # e.g. why ``auto`` chose this engine
+    note: str = ""  # why ``auto`` chose this engine, short ("" when it was asked for by name)
+    detail: str = ""  # every reason of that choice (``Stats.engine_note``: engines tried and skipped)
 
     @property
     def cuda(self) -> bool:

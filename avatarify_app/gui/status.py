@@ -15,7 +15,7 @@ from PySide6.QtWidgets import QLabel, QProgressBar, QStatusBar
 from avatarify_app.gui.state import AppState, Runtime
 from avatarify_app.pipeline.stats import TIMING_STAGES
 
-NOTE_CHARS = 90  # of the auto-choice reasons in the status bar (all of them in its tooltip)
+NOTE_CHARS = 60  # of the auto-choice reason in the status bar (every reason is in its tooltip)
 
 
 def engine_timings(stats: Any) -> dict[str, float]:
@@ -65,7 +65,10 @@ class StatusPanel:
         runtime = self.state.runtime
         self.engine_label.setText(engine_line(stats, runtime))
         sinks = getattr(stats, "sinks", None) or {}
-        tip = [engine_line(stats, runtime, limit=10**6)] + [f"output {name}: {text}" for name, text in sinks.items()]
+        tip = [engine_line(stats, runtime, limit=10**6)]
+        if runtime.detail:
+            tip.append(f"auto: {runtime.detail}")
+        tip += [f"output {name}: {text}" for name, text in sinks.items()]
         self.engine_label.setToolTip("\n".join(tip))
         problems = stats.sink_problems() if hasattr(stats, "sink_problems") else []
         text = " | ".join(f"output {p.name} {p.text()}" for p in problems)

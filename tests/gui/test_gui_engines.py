@@ -239,7 +239,9 @@ def test_status_bar_names_engine_device_timings_and_why(qtbot, make_window, test
     label = window.status.engine_label
     chosen = window.session.stats().engine
     qtbot.waitUntil(lambda: "auto:" in label.text(), timeout=TIMEOUT)
-    assert f"engine: {chosen}" in label.text() and f"{chosen}: chosen" in label.toolTip()
+    reason = REGISTRY.get(chosen).detect(EngineConfig(name=chosen)).reason
+    assert f"engine: {chosen}" in label.text() and f"auto: {reason}" in label.text()  # why, in short
+    assert f"{chosen}: chosen ({reason})" in label.toolTip()  # every reason in the tooltip
     assert window.engine_panel.engine_combo.currentData() == chosen  # the picker shows what auto chose
 
     select_engine(window, "testonly")  # asked for by name: no "auto" reason

@@ -25,7 +25,7 @@ def test_window_opens_and_shows_frames(qtbot, make_window):
                     timeout=TIMEOUT)
     assert "cpu (fake)" in window.status.engine_label.text()
     # a first start runs the engine `--engine auto` would choose, and says so
-    assert window.state.engine.name == "auto" and "auto:" in window.status.engine_label.text()
+    assert window.state.engine.name == "auto" and "auto" in window.status.engine_label.text()
     assert window.engine_panel.engine_combo.currentData() == window.session.stats().engine
     assert "latency" in window.status.latency_label.text()
     assert window.errors_shown == []
