@@ -164,8 +164,9 @@ class OutputsController(QObject):
         return True
 
     def stop_recording(self, wait: bool = False, back_to_live: bool = True) -> None:
-        """Stop feeding the recorder and finish the file off the GUI thread (``wait``: block).
-        After a whole video file, the file plays like a camera again (``back_to_live``)."""
+        """Stop feeding the recorder; its queued frames are written and the file finished off the
+        GUI thread (``wait``: here, blocking). After a whole video file, the file plays like a
+        camera again (``back_to_live``; False when another source replaces it at once)."""
         sink, self._recorder = self._recorder, None
         if sink is None:
             return
@@ -173,29 +174,42 @@ class OutputsController(QObject):
         session, spec = self.controller.session, self.state.source
         path = self.state.outputs.recording
         self._show(recording=None)
-        if session is not None:
-            session.remove_sink(sink)
-            if whole_file and back_to_live and not self._closed and spec is not None:
-                session.set_source(pipeline.open_source(spec, loop=self.controller.loop_video))
-        if wait:
-            try:
-                sink.close()
-            except AvatarifyError as err:
-                log.warning("recording failed: %s", err)
-            return
+        if wait or not back_to_live:
+            if session is not None:
+                session.remove_sink(sink)  # detached now: no frame of the next source gets in
+            session = None
+            if wait:
+                try:
+                    sink.close()
+                except AvatarifyError as err:
+                    log.warning("recording failed: %s", err)
+                return
+
+        def finish() -> None:  # off the GUI thread: the queued frames are written, the file closed
+            if session is not None:
+                session.remove_sink(sink)
+            sink.close()
+
+        def live_again() -> None:
+            if whole_file and back_to_live and not self._closed and spec is not None \
+                    and self.controller.session is not None and self.state.source == spec:
+                self.controller.session.set_source(pipeline.open_source(spec, loop=self.controller.loop_video))
+
         self.notices.tell(f"Finishing {path}...")
         self.state.add_busy(+1)
 
         def done(_result: Any) -> None:
             self.state.add_busy(-1)
+            live_again()
             self.notices.tell(f"Saved {path} ({sink.frames_written} frames)", 6000)
 
         def failed(err: BaseException) -> None:
             self.state.add_busy(-1)
+            live_again()
             self.notices.clear()
             self.notices.warn("Recording failed", str(err))
 
-        self.tasks.submit(sink.close, done, failed)
+        self.tasks.submit(finish, done, failed)
 
     # ----------------------------------------------------------------- what the session says
     def _on_stats(self, stats: Any) -> None:
