@@ -84,8 +84,7 @@ class SourceChooser(QObject):
         elif demo_videos():
             spec = str(demo_videos()[0])
             self.found.emit(spec, f"Demo video ({Path(spec).name})")
-            self.notices.tell("No camera found: the demo video drives the avatar. "
-                              "Pick a camera or your own video above.", 15000)
+            self.notices.tell("No camera found: the demo video drives the avatar (pick yours above).", 15000)
         else:
             self.none_found.emit("No camera found.\nOpen a video file to drive the avatar "
                                  "(button above, or File > Open video file).")

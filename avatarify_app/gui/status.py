@@ -43,6 +43,7 @@ class StatusPanel:
         self.state = state
         self.fps_label = QLabel("fps -")
         self.latency_label = QLabel("latency -")
+        self.latency_label.setToolTip("Latency from the camera to the outputs: median (95th percentile).")
         self.dropped_label = QLabel("dropped -")
         self.engine_label = QLabel("engine -")
         self.outputs_label = QLabel("")
@@ -60,7 +61,7 @@ class StatusPanel:
 
     def show_stats(self, stats: Any) -> None:
         self.fps_label.setText(f"{stats.fps:.1f} fps")
-        self.latency_label.setText(f"latency {stats.latency_ms_p50:.0f} ms (p95 {stats.latency_ms_p95:.0f})")
+        self.latency_label.setText(f"{stats.latency_ms_p50:.0f} ms (p95 {stats.latency_ms_p95:.0f})")
         self.dropped_label.setText(f"dropped {stats.dropped}")
         runtime = self.state.runtime
         self.engine_label.setText(engine_line(stats, runtime))
