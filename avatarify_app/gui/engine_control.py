@@ -8,9 +8,10 @@ session refuses it, the engine that still runs stays (or, when none runs, the fi
 available engine in the registry's order takes over) and the error dialog says so.
 
 Options with ``live=True`` go to ``session.set_engine_controls`` without a rebuild; others
-rebuild the engine. An engine's options are remembered (``engine/<name>/<option>``) once it
-runs with them, so a failed attempt never comes back at the next start; a secret's value is
-never logged. Half precision: ``EngineConfig.half`` None is the default (on for CUDA); the
+rebuild the engine. The engine the user switches to, and its options, are remembered
+(``engine/name``, ``engine/<name>/<option>``) once it runs with them, so a failed attempt
+never comes back at the next start (what the command line asked for is for that run only);
+a secret's value is never logged. Half precision: ``EngineConfig.half`` None is the default (on for CUDA); the
 check box sets True/False explicitly, and starts from ``--half/--no-half`` when given.
 """
 
@@ -107,12 +108,12 @@ class EngineController(QObject):
                             options=options)
 
     def _remember(self, config: EngineConfig) -> None:
-        """The engine ran with ``config``: start with it next time."""
-        spec = find_spec(config.name)
-        if spec is None:
-            return
+        """The engine the user switched to runs with ``config``: start with it next time."""
         self.settings.set("engine/name", config.name)
         self.settings.set("engine/half", HALF_WORDS[config.half])
+        spec = find_spec(config.name)
+        if spec is None:  # "auto": its options are those of whichever engine it picks
+            return
         self._memory[config.name] = dict(config.options)
         for opt in spec.options:
             value = config.options.get(opt.name)
@@ -207,9 +208,9 @@ class EngineController(QObject):
         if stats.engine == asked.name or (asked.name == "auto" and stats.engine):
             self.state.engine_pending = False
             self._fallbacks_tried.clear()
-            self._remember(asked)
-            if self._switching:
+            if self._switching:  # what the window started with (settings, command line) is not saved
                 self._switching = False
+                self._remember(asked)
                 self.notices.tell(f"Engine: {self.title(stats.engine)} on {stats.device}", 4000)
 
     def _on_error(self, event: Any) -> None:

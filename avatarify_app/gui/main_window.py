@@ -20,6 +20,7 @@ session's frames and stats to the panels, and owns the menus, dialogs and shutdo
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from collections.abc import Callable
@@ -37,7 +38,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from avatarify_app import pipeline
+from avatarify_app import paths, pipeline
 from avatarify_app.config import EngineConfig, VirtualCameraConfig
 from avatarify_app.frames import IMAGE_SUFFIXES
 from avatarify_app.gui.avatar_actions import PortraitLibrary
@@ -323,8 +324,6 @@ class MainWindow(QMainWindow):
             self.gallery.select_index(min(max(index, 0), self.gallery.count() - 1))
 
     def choose_checkpoint(self) -> None:
-        from avatarify_app import paths
-
         path, _ = QFileDialog.getOpenFileName(self, "Load a checkpoint", str(paths.CHECKPOINTS_DIR),
                                               "Checkpoints (*.pth.tar *.pth *.tar *.pt *.safetensors);;"
                                               "All files (*)")
@@ -374,8 +373,6 @@ class MainWindow(QMainWindow):
         box.open()
 
     def _toggle_view(self, field: str) -> None:
-        import dataclasses
-
         view = self.state.view
         self.state.view = dataclasses.replace(view, **{field: not getattr(view, field)})
 
@@ -389,8 +386,6 @@ class MainWindow(QMainWindow):
     def _on_debug_visibility(self, visible: bool) -> None:
         self.debug_action.setChecked(visible)
         if not self._closing:
-            import dataclasses
-
             self.state.view = dataclasses.replace(self.state.view, debug=visible)
 
     def _on_frame_debug(self, event: Any) -> None:

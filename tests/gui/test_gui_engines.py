@@ -170,7 +170,8 @@ def test_options_rebuild_or_go_live_and_are_remembered(qtbot, make_window, test_
 
 
 def test_half_precision_follows_the_checkbox_on_cuda(qtbot, make_window, test_engine):
-    window = make_window(engine_config=EngineConfig(name="testonly"))
+    window = make_window()
+    select_engine(window, "testonly")
     wait_engine(qtbot, window, "testonly")
     half = window.engine_panel.half_check
     qtbot.waitUntil(lambda: "cpu (fake)" in window.engine_panel.device_label.text(), timeout=TIMEOUT)
@@ -192,12 +193,14 @@ def test_half_precision_follows_the_checkbox_on_cuda(qtbot, make_window, test_en
     assert AppSettings().get_str("engine/half") == "on"
     gpu.close()
 
-    # --no-half on the command line wins over the saved choice
+    # --no-half on the command line wins over the saved choice, for that run only
     cli = make_window(fakes=Fakes(engine_device="cuda:0 Fake GPU"),
                       engine_config=EngineConfig(name="testonly", half=False))
     half = cli.engine_panel.half_check
     qtbot.waitUntil(lambda: half.isEnabled(), timeout=TIMEOUT)
     assert cli.session.engine_config.half is False and not half.isChecked()
+    qtbot.waitUntil(lambda: not cli.state.engine_pending, timeout=TIMEOUT)
+    assert AppSettings().get_str("engine/half") == "on"
 
 
 def test_no_half_precision_box_for_an_engine_without_it(qtbot, make_window):

@@ -194,6 +194,7 @@ def test_the_command_line_mirror_engine_and_virtual_camera_are_honoured(qtbot, m
     qtbot.waitUntil(lambda: len(backend.frames) >= 2, timeout=TIMEOUT)
     assert backend.frames[-1].shape == (288, 352, 3) and backend.fps == 15.0
     assert not AppSettings().get_bool("live/mirror")  # for this run only: not saved as the user's choice
+    assert AppSettings().get_str("engine/name") == "auto"  # nor the engine (the default stays)
 
     # another engine picked in the window is asked for on the device the command line named
     other = REGISTRY.names()[0]
