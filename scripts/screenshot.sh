@@ -3,10 +3,12 @@
 # a picture of the window to out/screenshot.png (Qt's own grab via --screenshot), plus the
 # whole X screen to out/screenshot_screen.png when ImageMagick's `import` is installed.
 #
-#   scripts/screenshot.sh [VIDEO] [extra app args...]
+#   scripts/screenshot.sh [VIDEO | --no-camera] [extra app args...]
 #
 # VIDEO defaults to the demo clip assets/demo/driving.mp4 (what the app uses without a camera),
-# else ../shared/media/Megamind.avi, else a generated clip. Settings go to a
+# else ../shared/media/Megamind.avi, else a generated clip. --no-camera starts the app as a
+# new user would (no --camera: it looks for cameras, finds none under Xvfb and plays the demo
+# clip); that is how docs/screenshot.png is made. Settings go to a
 # throw-away AVATARIFY_HOME (set SCREENSHOT_HOME to keep or preset one). Needs xvfb-run
 # (Debian: apt-get install -y xvfb); without it the offscreen Qt platform is used.
 set -euo pipefail
@@ -17,7 +19,10 @@ mkdir -p "$OUT"
 
 VIDEO=${1:-}
 [ $# -gt 0 ] && shift
-if [ -z "$VIDEO" ]; then
+CAMERA_ARGS=()
+if [ "$VIDEO" = "--no-camera" ]; then
+  :
+elif [ -z "$VIDEO" ]; then
   if [ -f assets/demo/driving.mp4 ]; then
     VIDEO=assets/demo/driving.mp4
   elif [ -f ../shared/media/Megamind.avi ]; then
@@ -40,10 +45,11 @@ out.release()
 PYEOF
   fi
 fi
+[ -n "$VIDEO" ] && [ "$VIDEO" != "--no-camera" ] && CAMERA_ARGS=(--camera "$VIDEO")
 
 HOME_DIR=${SCREENSHOT_HOME:-$(mktemp -d)}
 export AVATARIFY_HOME="$HOME_DIR"
-ARGS=(main.py --camera "$VIDEO" --no-vcam --screenshot "$OUT/screenshot.png" --quit-after "${QUIT_AFTER:-60}" "$@")
+ARGS=(main.py "${CAMERA_ARGS[@]}" --screenshot "$OUT/screenshot.png" --quit-after "${QUIT_AFTER:-60}" "$@")
 
 if command -v xvfb-run >/dev/null 2>&1; then
   export QT_QPA_PLATFORM=xcb

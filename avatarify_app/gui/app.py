@@ -101,7 +101,7 @@ def _arm_auto_quit(app: QApplication, window: MainWindow, screenshot: str | None
     timer = QTimer(window)
 
     def check() -> None:
-        frames = window.avatar_view.frames_painted
+        frames = window.live_view.avatar_view.frames_painted
         timed_out = time.monotonic() - started > limit
         if frames < min_frames and not timed_out:
             return

@@ -1,107 +1,108 @@
-"""Choosing, adding and removing portraits (the gallery's actions) for ``MainWindow``,
-and files dropped on the window (photos become portraits, videos drive the avatar).
+"""Adding and removing the user's portraits (the gallery's Add... and Remove).
 
-The files and what is kept per portrait live in ``avatars`` (no Qt); this mixin turns
-the gallery's requests into session calls and background imports.
+A portrait is framed once, by the session, when it is animated: adding one here only checks
+that the file is a picture with a face (off the GUI thread) and keeps a copy of the photo,
+read upright, flattened and scaled down to at most ``MAX_SIDE`` px, in the user's portrait
+folder (what changed on the way is said in the status bar). (Framing it here as
+well, and then again in the session, re-cropped and resampled an already framed picture.)
 """
 
 from __future__ import annotations
 
+import logging
+import re
 from pathlib import Path
 
-from PySide6.QtWidgets import QFileDialog
+from PySide6.QtCore import QObject, Signal
 
-from avatarify_app.errors import AvatarifyError
-from avatarify_app.frames import IMAGE_SUFFIXES
-from avatarify_app.gui import avatars as store
-from avatarify_app.gui.sources import VIDEO_SUFFIXES
+from avatarify_app import paths
+from avatarify_app.errors import AvatarifyError, BadImageError
+from avatarify_app.frames import IMAGE_SUFFIXES, read_image, resize, save_image
+from avatarify_app.gui.notices import Notices
+from avatarify_app.gui.state import AppState
+from avatarify_app.gui.tasks import Tasks
+from avatarify_app.pipeline import avatar_store as store
+
+log = logging.getLogger(__name__)
+
+MAX_SIDE = 1024  # px on the long side of a kept photo (framing needs far less)
 
 
-class AvatarActionsMixin:
-    """The portrait ``MainWindow`` animates (uses its widgets and state)."""
+def _unique_path(folder: Path, stem: str) -> Path:
+    stem = re.sub(r"[^A-Za-z0-9_-]+", "_", stem).strip("_") or "portrait"
+    candidate = folder / f"{stem}.png"
+    n = 2
+    while candidate.exists():
+        candidate = folder / f"{stem}_{n}.png"
+        n += 1
+    return candidate
 
-    def reload_gallery(self) -> None:
-        self.gallery.set_avatars(store.list_avatars())
 
-    def set_avatar(self, path: Path | str) -> None:
-        """Animate this portrait; restores its calibration and framing if it has them."""
+def import_portrait(source: str | Path) -> tuple[Path, tuple[str, ...]]:
+    """Check that ``source`` is a photo with a face and keep a (bounded) copy among the user's
+    portraits; returns the copy and what the user should know about how the photo was read
+    (``frames.read_image``: EXIF orientation applied, scaled down, transparency flattened).
+    Slow (face detection): call it off the GUI thread. Raises ``BadImageError`` or
+    ``NoFaceError`` saying what is wrong."""
+    src = Path(source)
+    if src.suffix.lower() not in IMAGE_SUFFIXES:
+        raise BadImageError(f"{src.name} is not an image file.", f"Use one of: {', '.join(IMAGE_SUFFIXES)}.")
+    loaded = read_image(src)
+    image = loaded.frame
+    from avatarify_app.tracking import PortraitAligner  # mediapipe: imported only when needed
+
+    with PortraitAligner() as aligner:
+        aligner.find_face(image)  # a face is there (the session frames it when it is used)
+    h, w = image.shape[:2]
+    if max(h, w) > MAX_SIDE:
+        scale = MAX_SIDE / max(h, w)
+        image = resize(image, (max(1, round(w * scale)), max(1, round(h * scale))))
+    folder = paths.user_avatars_dir()
+    folder.mkdir(parents=True, exist_ok=True)
+    target = _unique_path(folder, src.stem)
+    save_image(target, image)
+    log.info("added portrait %s -> %s", src, target)
+    return target, loaded.notes
+
+
+class PortraitLibrary(QObject):
+    """Adds (in the background) and removes the user's portraits; the gallery reloads on the signals."""
+
+    added = Signal(object)  # Path of the new portrait
+    removed = Signal(object)  # Path of the removed portrait
+
+    def __init__(self, state: AppState, notices: Notices, tasks: Tasks, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.state = state
+        self.notices = notices
+        self.tasks = tasks
+
+    def add(self, path: str | Path) -> None:
         path = Path(path)
-        self._avatar_path = path
-        self.settings.set("avatar/path", str(path))
-        # The overlay and the debug view show the session's aligned crop of the portrait
-        # (FrameEvent.avatar), which arrives with the frames once the session framed it.
-        framing = store.load_framing(path)
-        self._set_framing(*(framing or (1.0, 0.0, 0.0)), save=False)
-        if self.session is not None:
-            self._apply_avatar_to_session(path)
-        self._update_guide()
-
-    def _apply_avatar_to_session(self, path: Path) -> None:
-        session = self.session
-        session.set_avatar(str(path))
-        session.update_options(self._current_options())
-        self._restore_calibration(path)
-
-    def show_avatar_notes(self) -> None:
-        """Say in the status bar what the session noticed about the portrait it now animates
-        (``Session.avatar_notes``), once per portrait; called with every stats update."""
-        notes = self.session.avatar_notes if self.session is not None else ()
-        if notes and notes is not getattr(self, "_avatar_notes_shown", None):
-            self._avatar_notes_shown = notes
-            self.statusBar().showMessage(" ".join(notes), 15000)
-
-    def choose_avatar_files(self) -> None:
-        patterns = " ".join(f"*{s}" for s in IMAGE_SUFFIXES)
-        files, _ = QFileDialog.getOpenFileNames(self, "Add portraits", "", f"Images ({patterns})")
-        for f in files:
-            self.add_avatar_file(f)
-
-    def add_avatar_file(self, path: str | Path) -> None:
-        """Frame the face off the GUI thread, save it in the user folder, then select it."""
-        path = Path(path)
-        self.statusBar().showMessage(f"Finding the face in {path.name}...")
-        self._busy(+1)
+        self.notices.tell(f"Finding the face in {path.name}...")
+        self.state.add_busy(+1)
 
         def done(result: tuple[Path, tuple[str, ...]]) -> None:
             saved, notes = result
-            self._task_finished()
-            self.statusBar().showMessage(" ".join((f"Added {saved.name}.", *notes)), 15000 if notes else 4000)
-            self.reload_gallery()
-            self.gallery.select_path(saved)
+            self.state.add_busy(-1)
+            self.notices.tell(" ".join((f"Added {saved.name}.", *notes)), 15000 if notes else 4000)
+            self.added.emit(saved)
 
         def failed(err: BaseException) -> None:
-            self._task_finished()
-            self.statusBar().clearMessage()
-            self.show_error("Cannot add this portrait", f"{path.name}: {err}")
+            self.state.add_busy(-1)
+            self.notices.clear()
+            self.notices.warn("Cannot add this portrait", f"{path.name}: {err}")
 
-        self.tasks.submit(lambda: store.import_avatar_noted(path), done, failed)
+        self.tasks.submit(lambda: import_portrait(path), done, failed)
 
-    def remove_avatar(self, path: Path) -> None:
+    def remove(self, path: str | Path) -> bool:
         avatar = next((a for a in store.list_avatars() if a.path == Path(path)), None)
         if avatar is None:
-            return
+            return False
         try:
             store.remove_avatar(avatar)
         except AvatarifyError as err:
-            self.show_error("Cannot remove this portrait", str(err))
-            return
-        index = self.gallery.current_index()
-        self.reload_gallery()
-        if self.gallery.count():
-            self.gallery.select_index(min(index, self.gallery.count() - 1))
-
-    # drag and drop of photos (portraits) or videos (driving source)
-    def dragEnterEvent(self, event) -> None:
-        if any(u.isLocalFile() for u in event.mimeData().urls()):
-            event.acceptProposedAction()
-
-    def dropEvent(self, event) -> None:
-        for url in event.mimeData().urls():
-            if not url.isLocalFile():
-                continue
-            p = Path(url.toLocalFile())
-            if p.suffix.lower() in VIDEO_SUFFIXES:
-                self.open_source(str(p))
-            else:
-                self.add_avatar_file(p)
-        event.acceptProposedAction()
+            self.notices.warn("Cannot remove this portrait", str(err))
+            return False
+        self.removed.emit(avatar.path)
+        return True

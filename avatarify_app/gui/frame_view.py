@@ -62,6 +62,14 @@ class FrameView(QWidget):
     def has_overlay(self) -> bool:
         return self._overlay is not None
 
+    def image_size(self) -> tuple[int, int] | None:
+        """(width, height) of the frame shown, or None."""
+        return None if self._image is None else (self._image.width(), self._image.height())
+
+    def overlay_size(self) -> tuple[int, int] | None:
+        """(width, height) of the overlay image, or None."""
+        return None if self._overlay is None else (self._overlay.width(), self._overlay.height())
+
     def overlay_opacity(self) -> float:
         return self._overlay_opacity
 

@@ -16,7 +16,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from avatarify_app.gui.avatars import Avatar
+from avatarify_app.pipeline.avatar_store import Avatar
 
 THUMB = 64
 PATH_ROLE = Qt.ItemDataRole.UserRole

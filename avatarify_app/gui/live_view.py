@@ -1,58 +1,134 @@
-"""What the session reports, shown by ``MainWindow``: frames on the two views, the pose
-meter and the debug view, stats in the status bar, and errors as dialogs or messages.
+"""The centre of the window: the step guide, the camera (tracked crop) beside the avatar.
+
+``LiveView`` paints each ``FrameEvent`` (the camera view with the face box, landmarks and the
+avatar overlay; the avatar view with a status badge) and follows the view-model for the
+guide and the view options. It keeps the last event so a view option can repaint at once.
 """
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 import numpy as np
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtWidgets import QHBoxLayout, QLabel, QPushButton, QSplitter, QVBoxLayout, QWidget
 
-from avatarify_app import pipeline
+from avatarify_app.gui.frame_view import FrameView
+from avatarify_app.gui.guide import guide_html
+from avatarify_app.gui.state import AppState
 
-log = logging.getLogger(__name__)
+BADGES = {"no_face": "no face: look into the camera", "calibrating": "calibrating...",
+          "passthrough": "passthrough (camera sent as is)", "no_engine": "no engine running",
+          "error": "engine error (see message)"}
 
 
-class LiveViewMixin:
-    """The session's frames, stats and errors on ``MainWindow`` (uses its widgets and state)."""
+class LiveView(QWidget):
+    """Guide, camera view and avatar view (see the module docstring)."""
 
-    def _on_frame(self, event: Any) -> None:
+    video_requested = Signal()  # the "Open a video file" button (shown when no source works)
+
+    def __init__(self, state: AppState, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.state = state
+        self._last_event: Any = None
+        self._overlay_avatar: np.ndarray | None = None  # the session's avatar crop now on the overlay
+        self._countdown = ""
+
+        self.camera_view = FrameView("camera (tracked crop)")
+        self.camera_view.setToolTip("Your face as the tracker sees it. Raise 'Avatar overlay' to line "
+                                    "your pose up with the portrait before calibrating.")
+        self.avatar_view = FrameView("avatar")
+        self.avatar_view.setToolTip("What the virtual camera sends.")
+        self.camera_view.set_message("Starting...")
+        self.avatar_view.set_message("Pick a portrait below")
+
+        self.guide = QLabel()
+        self.guide.setTextFormat(Qt.TextFormat.RichText)
+        self.guide.setWordWrap(True)
+        self.open_video_button = QPushButton("Open a video file...")
+        self.open_video_button.setToolTip("Drive the avatar with a video instead of a camera.")
+        self.open_video_button.clicked.connect(self.video_requested)
+        self.open_video_button.setVisible(False)
+        guide_row = QHBoxLayout()
+        guide_row.addWidget(self.guide, 1)
+        guide_row.addWidget(self.open_video_button)
+
+        views = QSplitter(Qt.Orientation.Horizontal)
+        views.addWidget(self.camera_view)
+        views.addWidget(self.avatar_view)
+        views.setChildrenCollapsible(False)
+
+        col = QVBoxLayout(self)
+        col.setContentsMargins(0, 0, 0, 0)
+        col.addLayout(guide_row)
+        col.addWidget(views, 1)
+
+        for signal in (state.source_changed, state.avatar_changed, state.calibration_changed,
+                       state.outputs_changed):
+            signal.connect(lambda _value: self._update_guide())
+        state.source_changed.connect(self._on_source)
+        state.view_changed.connect(self._on_view)
+        self.camera_view.set_overlay_opacity(state.view.overlay_opacity)
+        self._update_guide()
+
+    @property
+    def last_event(self) -> Any:
+        """The last frame event painted (None before the first)."""
+        return self._last_event
+
+    @property
+    def overlay_avatar(self) -> np.ndarray | None:
+        """The avatar crop drawn over the camera crop now (None in full-frame view)."""
+        return self._overlay_avatar
+
+    # -- what the controllers say ----------------------------------------------------------
+    def _update_guide(self) -> None:
+        s = self.state
+        self.guide.setText(guide_html(s.source, s.avatar is not None,
+                                      s.avatar is not None and s.calibration.calibrated,
+                                      s.outputs.vcam_on and s.outputs.vcam_text.startswith("on")))
+
+    def _on_source(self, spec: str | None) -> None:
+        if spec is not None:
+            self.open_video_button.setVisible(False)
+            self.camera_view.set_message("Opening...")
+
+    def show_problem(self, text: str) -> None:
+        """No usable source: say why on the camera view and offer a video file."""
+        self.camera_view.set_message(text)
+        self.open_video_button.setVisible(True)
+
+    def show_message(self, text: str) -> None:
+        self.camera_view.set_message(text)
+
+    def show_countdown(self, text: str) -> None:
+        self._countdown = text
+        self.camera_view.set_message(text)
+
+    def _on_view(self, view: Any) -> None:
+        self.camera_view.set_overlay_opacity(view.overlay_opacity)
+        if self._last_event is not None:
+            self._paint_camera(self._last_event)
+
+    # -- frames ---------------------------------------------------------------------------------
+    def show_frame(self, event: Any) -> None:
         self._last_event = event
         self._paint_camera(event)
-        status = event.status
-        if status == "no_avatar":
+        if event.status == "no_avatar":
             self.avatar_view.set_message("Pick a portrait below")
         elif event.output is not None:
             self.avatar_view.set_message("")
             self.avatar_view.set_frame(event.output)
-        badge = {"no_face": "no face: look into the camera", "calibrating": "calibrating...",
-                 "passthrough": "passthrough (camera sent as is)", "no_engine": "no engine running",
-                 "error": "engine error (see message)"}.get(status, "")
-        self.avatar_view.set_badge(badge)
-        self.camera_view.set_badge("no face" if status == "no_face" else "")
-        match = event.pose_match
-        if match is not None:
-            value = round(100 * float(match))
-            self.pose_meter.setValue(value)
-            color = "#3c3" if value >= 80 else "#db3" if value >= 60 else "#d44"
-            if color != self._meter_color:  # restyling is costly: only when the colour changes
-                self._meter_color = color
-                self.pose_meter.setStyleSheet(f"QProgressBar::chunk {{ background: {color}; }}")
-        if self.debug_dock.isVisible():
-            self.debug_view.show_event(event)
-
-    def _repaint_last(self) -> None:
-        if self._last_event is not None:
-            self._paint_camera(self._last_event)
+        self.avatar_view.set_badge(BADGES.get(event.status, ""))
+        self.camera_view.set_badge("no face" if event.status == "no_face" else "")
 
     def _paint_camera(self, event: Any) -> None:
         view = self.camera_view
-        if self._countdown_left <= 0 and view.message():
+        if not self._countdown and view.message():
             view.set_message("")
-        show_landmarks = self.landmarks_check.isChecked()
+        show_landmarks = self.state.view.show_landmarks
         box = event.box
-        if self.full_frame_check.isChecked() or event.crop is None:
+        if self.state.view.full_frame or event.crop is None:
             view.set_frame(event.camera)
             if self._overlay_avatar is not None:
                 self._overlay_avatar = None
@@ -79,53 +155,3 @@ class LiveViewMixin:
         else:
             view.set_box(None)
         view.set_points(points if show_landmarks else None)
-
-    def _on_stats(self, stats: Any) -> None:
-        self._last_stats = stats
-        if self._recording_file and self.session is not None and self.session.ended:
-            self.stop_recording()  # the whole video file is in the recording
-        self.fps_label.setText(f"{stats.fps:.1f} fps")
-        self.latency_label.setText(f"latency {stats.latency_ms_p50:.0f} ms (p95 {stats.latency_ms_p95:.0f})")
-        self.dropped_label.setText(f"dropped {stats.dropped}")
-        self.engine_label.setText(f"engine: {stats.engine} | {stats.device}")
-        self.device_label.setText(f"device: {stats.device}")
-        self._show_cuda(str(stats.device or "").startswith("cuda"))
-        session = self.session
-        if self._engine_pending and session is not None and session.engine_config == self._engine_config \
-                and stats.engine == self._engine_config.name:
-            self._engine_pending = False
-            self._remember_engine(self._engine_config)
-            self.statusBar().showMessage(f"Engine: {stats.engine} on {stats.device}", 4000)
-        if self._vcam_sink is not None:
-            text = (stats.sinks or {}).get(getattr(self._vcam_sink, "name", ""), None)
-            if text:
-                self.vcam_status.setText(f"on: {text}")
-        self.show_avatar_notes()
-
-    def _on_error(self, event: Any) -> None:
-        stage, message = event.stage, event.message
-        log.info("session error (%s): %s", stage, message)
-        if stage == "source":
-            self.camera_view.set_message(f"{message}\n\nChoose another camera or open a video file.")
-            self.open_video_button.setVisible(True)
-            self.statusBar().showMessage(message, 10000)
-        elif stage == "tracking":
-            self.statusBar().showMessage(message, 5000)
-        elif stage == "engine":
-            if self._engine_pending or self.session is None or self.session.stats().engine is None:
-                now_running = self._engine_switch_failed()
-                self.show_error("Cannot switch the engine",
-                                f"{message}\n\nThe app keeps running with {now_running}.")
-            else:
-                self.show_error("Engine problem", message)
-        elif stage == "avatar":
-            self.show_error("Cannot use this portrait", message)
-        elif stage == "sink":
-            failed = getattr(event, "error", None)
-            if self._vcam_sink is not None and isinstance(failed, pipeline.VirtualCameraUnavailable):
-                self._vcam_failed(failed)
-            else:
-                self.show_error("Output problem", message)
-        else:
-            self.show_error("Problem", message)
-

@@ -1,12 +1,17 @@
-"""The controls dock: one group box per concern, widgets only.
+"""The controls: one widget per concern, each drawing from the view-model and asking for changes
+through its own signals (the window connects them to the controllers).
 
-The panels build and lay out their widgets; the window connects them to its slots and
-keeps them as its own attributes (``window.calibrate_button`` and so on).
+A panel reads ``state`` (``state.AppState``) and redraws on its change signals; it never reads
+another panel or a controller. The view options (overlay, landmarks, full frame) are the one
+thing a panel writes to ``state`` itself: they only change how the views draw.
 """
 
 from __future__ import annotations
 
-from PySide6.QtCore import Qt
+import dataclasses
+from typing import Any
+
+from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -19,15 +24,19 @@ from PySide6.QtWidgets import (
     QProgressBar,
     QPushButton,
     QScrollArea,
+    QSizePolicy,
     QSlider,
+    QToolBar,
     QVBoxLayout,
     QWidget,
 )
 
-from avatarify_app.engines.registry import REGISTRY
+from avatarify_app.gui.controller import OFFSET_LIMIT, ZOOM_RANGE
+from avatarify_app.gui.sources import source_label
+from avatarify_app.gui.state import AppState, Calibration, Outputs
 
-ZOOM_RANGE = (0.5, 2.0)
-HALF_OFF_TIP = "Half precision is for the FOMM engine running on a CUDA GPU; it does not run on one now."
+METER_GOOD = 80  # pose match (%) from which the meter is green
+METER_FAIR = 60  # ... yellow; below it red, with the hint which way to move
 
 
 def labelled_slider(minimum: int, maximum: int, value: int, tip: str) -> QSlider:
@@ -39,10 +48,20 @@ def labelled_slider(minimum: int, maximum: int, value: int, tip: str) -> QSlider
     return s
 
 
+def set_quietly(widget: Any, setter: str, value: Any) -> None:
+    """Set a widget's value without emitting its change signal (drawing the model, not a user edit)."""
+    widget.blockSignals(True)
+    getattr(widget, setter)(value)
+    widget.blockSignals(False)
+
+
 class CameraPanel(QGroupBox):
     """The driving source: a camera (or video file) picker and a video file button."""
 
-    def __init__(self) -> None:
+    source_picked = Signal(str)  # spec
+    video_requested = Signal()
+
+    def __init__(self, state: AppState) -> None:
         super().__init__("Camera")
         form = QVBoxLayout(self)
         self.camera_combo = QComboBox()
@@ -50,19 +69,58 @@ class CameraPanel(QGroupBox):
         self.camera_combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
         self.camera_combo.setMinimumContentsLength(14)
         self.video_button = QPushButton("Video file...")
+        self.video_button.setToolTip("Drive the avatar with a video instead of a camera.")
         row = QHBoxLayout()
         row.addWidget(self.camera_combo, 1)
         row.addWidget(self.video_button)
         form.addLayout(row)
+        self.camera_combo.activated.connect(self._on_activated)
+        self.video_button.clicked.connect(self.video_requested)
+        state.source_changed.connect(self._show_source)
+
+    def add_source(self, spec: str, label: str = "") -> None:
+        """Offer ``spec`` (a new ``label`` renames it; "" keeps the one shown or a default)."""
+        for i in range(self.camera_combo.count()):
+            if self.camera_combo.itemData(i) == spec:
+                if label:
+                    self.camera_combo.setItemText(i, label)
+                return
+        self.camera_combo.addItem(label or source_label(spec), spec)
+
+    def sources(self) -> list[str]:
+        return [self.camera_combo.itemData(i) for i in range(self.camera_combo.count())]
+
+    def _show_source(self, spec: str | None) -> None:
+        if spec is None:
+            return
+        self.add_source(spec)
+        set_quietly(self.camera_combo, "setCurrentIndex", self.camera_combo.findData(spec))
+
+    def _on_activated(self, index: int) -> None:
+        spec = self.camera_combo.itemData(index)
+        if spec:
+            self.source_picked.emit(spec)
 
 
 class CalibrationPanel(QGroupBox):
-    """Pose match meter, calibrate buttons, the calibration state and the overlay controls."""
+    """Pose match meter (with the hint which way to move), calibrate buttons with the countdown,
+    the calibration state, and the overlay and landmark switches."""
 
-    def __init__(self) -> None:
+    calibrate_requested = Signal()  # the countdown ended: take the reference now
+    auto_requested = Signal()
+    countdown = Signal(str)  # "3", "2", "1", then "" (shown over the camera)
+
+    def __init__(self, state: AppState) -> None:
         super().__init__("Calibrate")
+        self.state = state
+        self.countdown_step_ms = 1000
+        self._countdown_left = 0
+        self._meter_color = ""
+        self._timer = QTimer(self)
+        self._timer.timeout.connect(self._tick)
+
         form = QVBoxLayout(self)
-        hint = QLabel("Copy the portrait's pose and expression\n(raise the overlay to compare),\n"
+        hint = QLabel("Copy the portrait's pose and expression (raise the overlay to compare), "
                       "then press Calibrate.")
         hint.setWordWrap(True)
         form.addWidget(hint)
@@ -72,6 +130,12 @@ class CalibrationPanel(QGroupBox):
         self.pose_meter.setFormat("pose match: %p%")
         self.pose_meter.setToolTip("How well your face matches the portrait's pose. Aim for green.")
         form.addWidget(self.pose_meter)
+        self.hint_label = QLabel("")
+        self.hint_label.setWordWrap(True)
+        self.hint_label.setToolTip("Which way to move to match the portrait's pose.")
+        self.hint_label.setStyleSheet("color: #d44; font-weight: bold;")
+        self.hint_label.setVisible(False)
+        form.addWidget(self.hint_label)
         row = QHBoxLayout()
         self.calibrate_button = QPushButton("Calibrate (X)")
         self.calibrate_button.setToolTip("3-2-1 countdown, then your current face becomes the reference.")
@@ -80,11 +144,12 @@ class CalibrationPanel(QGroupBox):
         row.addWidget(self.calibrate_button)
         row.addWidget(self.auto_button)
         form.addLayout(row)
-        self.calibration_label = QLabel("Not calibrated")
+        self.calibration_label = QLabel(state.calibration.text)
         self.calibration_label.setWordWrap(True)
         form.addWidget(self.calibration_label)
         flay = QFormLayout()
-        self.overlay_slider = labelled_slider(0, 100, 35, "Opacity of the portrait drawn over the camera.")
+        self.overlay_slider = labelled_slider(0, 100, round(100 * state.view.overlay_opacity),
+                                              "Opacity of the portrait drawn over the camera.")
         flay.addRow("Avatar overlay", self.overlay_slider)
         form.addLayout(flay)
         self.landmarks_check = QCheckBox("Show landmarks (L)")
@@ -92,17 +157,85 @@ class CalibrationPanel(QGroupBox):
         form.addWidget(self.landmarks_check)
         form.addWidget(self.full_frame_check)
 
+        self.calibrate_button.clicked.connect(self.start_countdown)
+        self.auto_button.clicked.connect(self.auto_requested)
+        self.overlay_slider.valueChanged.connect(lambda v: self._set_view(overlay_opacity=v / 100))
+        self.landmarks_check.toggled.connect(lambda on: self._set_view(show_landmarks=on))
+        self.full_frame_check.toggled.connect(lambda on: self._set_view(full_frame=on))
+        state.calibration_changed.connect(self._show_calibration)
+        state.view_changed.connect(self._show_view)
+        self._show_view(state.view)
+
+    def _set_view(self, **changes: Any) -> None:
+        self.state.view = dataclasses.replace(self.state.view, **changes)
+
+    def _show_view(self, view: Any) -> None:
+        set_quietly(self.overlay_slider, "setValue", round(100 * view.overlay_opacity))
+        set_quietly(self.landmarks_check, "setChecked", view.show_landmarks)
+        set_quietly(self.full_frame_check, "setChecked", view.full_frame)
+
+    def _show_calibration(self, calibration: Calibration) -> None:
+        self.calibration_label.setText(calibration.text)
+
+    # -- countdown ------------------------------------------------------------------
+    @property
+    def counting(self) -> bool:
+        return self._countdown_left > 0
+
+    def start_countdown(self) -> None:
+        self._countdown_left = 3
+        self.countdown.emit("3")
+        self.calibrate_button.setEnabled(False)
+        self._timer.start(self.countdown_step_ms)
+
+    def stop_countdown(self) -> None:
+        self._timer.stop()
+        self._countdown_left = 0
+        self.calibrate_button.setEnabled(True)
+
+    def _tick(self) -> None:
+        self._countdown_left -= 1
+        if self._countdown_left > 0:
+            self.countdown.emit(str(self._countdown_left))
+            return
+        self.stop_countdown()
+        self.countdown.emit("")
+        self.calibrate_requested.emit()
+
+    # -- live meter ------------------------------------------------------------------
+    def show_frame(self, event: Any) -> None:
+        """The pose match of this frame and, when it is low, which way to move."""
+        match = event.pose_match
+        if match is None:
+            return
+        value = round(100 * float(match))
+        self.pose_meter.setValue(value)
+        color = "#3c3" if value >= METER_GOOD else "#db3" if value >= METER_FAIR else "#d44"
+        if color != self._meter_color:  # restyling is costly: only when the colour changes
+            self._meter_color = color
+            self.pose_meter.setStyleSheet(f"QProgressBar::chunk {{ background: {color}; }}")
+        hint = getattr(event, "pose_hint", None) if value < METER_GOOD else None
+        text = f"Move: {hint}" if hint else ""
+        if text != self.hint_label.text():
+            self.hint_label.setText(text)
+            self.hint_label.setVisible(bool(text))
+
 
 class FramingPanel(QGroupBox):
-    """Zoom and offset of the face crop, and the live motion options."""
+    """Zoom and offset of the face crop, and the live motion switches."""
 
-    def __init__(self) -> None:
+    framing_requested = Signal(float, float, float)  # zoom, dx, dy
+    reset_requested = Signal()
+    toggles_requested = Signal(dict)  # mirror / passthrough / relative / adapt_scale -> bool
+
+    def __init__(self, state: AppState) -> None:
         super().__init__("Framing and motion")
         form = QFormLayout(self)
         self.zoom_slider = labelled_slider(int(ZOOM_RANGE[0] * 100), int(ZOOM_RANGE[1] * 100), 100,
                                            "Zoom into the face (W / S).")
-        self.offset_x_slider = labelled_slider(-50, 50, 0, "Move the crop left/right (arrow keys).")
-        self.offset_y_slider = labelled_slider(-50, 50, 0, "Move the crop up/down (arrow keys).")
+        limit = int(OFFSET_LIMIT * 100)
+        self.offset_x_slider = labelled_slider(-limit, limit, 0, "Move the crop left/right (arrow keys).")
+        self.offset_y_slider = labelled_slider(-limit, limit, 0, "Move the crop up/down (arrow keys).")
         form.addRow("Zoom", self.zoom_slider)
         form.addRow("Left/right", self.offset_x_slider)
         form.addRow("Up/down", self.offset_y_slider)
@@ -115,61 +248,84 @@ class FramingPanel(QGroupBox):
                                        "Off: copy your absolute pose (needs similar face shapes).")
         self.adapt_check = QCheckBox("Adapt movement scale")
         self.adapt_check.setToolTip("Scale your motion to the portrait's face size.")
-        for c in self.option_checks():
+        self._checks = {"mirror": self.mirror_check, "passthrough": self.passthrough_check,
+                        "relative": self.relative_check, "adapt_scale": self.adapt_check}
+        for c in self._checks.values():
             form.addRow(c)
+        for s in self.sliders():
+            s.valueChanged.connect(self._on_slider)
+        self.reset_button.clicked.connect(self.reset_requested)
+        for key, check in self._checks.items():
+            check.toggled.connect(lambda on, key=key: self.toggles_requested.emit({key: on}))
+        state.options_changed.connect(self._show_options)
+        self._show_options(state.options)
 
     def sliders(self) -> tuple[QSlider, QSlider, QSlider]:
         return self.zoom_slider, self.offset_x_slider, self.offset_y_slider
 
-    def option_checks(self) -> tuple[QCheckBox, QCheckBox, QCheckBox, QCheckBox]:
-        return self.mirror_check, self.passthrough_check, self.relative_check, self.adapt_check
+    def _on_slider(self, _value: int) -> None:
+        z, x, y = (s.value() / 100 for s in self.sliders())
+        self.framing_requested.emit(z, x, y)
+
+    def _show_options(self, options: Any) -> None:
+        crop = options.crop
+        for slider, value in zip(self.sliders(), (crop.zoom, crop.offset_x, crop.offset_y), strict=True):
+            set_quietly(slider, "setValue", round(value * 100))
+        values = {"mirror": options.mirror, "passthrough": options.passthrough,
+                  "relative": options.motion.relative, "adapt_scale": options.motion.adapt_scale}
+        for key, check in self._checks.items():
+            set_quietly(check, "setChecked", values[key])
 
 
-class EnginePanel(QGroupBox):
-    """Engine picker, checkpoint loading, half precision and the device in use."""
+class OutputBar(QToolBar):
+    """The output switches, always in sight at the top of the window: the virtual camera (with
+    its state and setup help) and recording to a file."""
 
-    def __init__(self) -> None:
-        super().__init__("Engine")
-        form = QFormLayout(self)
-        self.engine_combo = QComboBox()
-        for spec in REGISTRY.specs():
-            key, label = spec.name, spec.display_name
-            self.engine_combo.addItem(label, key)
-        form.addRow("Engine", self.engine_combo)
-        self.checkpoint_button = QPushButton("Load checkpoint...")
-        self.checkpoint_button.setToolTip("A FOMM checkpoint such as vox-adv-cpk.pth.tar.")
-        form.addRow(self.checkpoint_button)
-        self.checkpoint_label = QLabel("")
-        self.checkpoint_label.setWordWrap(True)
-        form.addRow(self.checkpoint_label)
-        self.half_check = QCheckBox("Half precision (GPU)")
-        self.half_check.setEnabled(False)
-        self.half_check.setToolTip(HALF_OFF_TIP)
-        form.addRow(self.half_check)
-        self.device_label = QLabel("device: -")
-        form.addRow(self.device_label)
+    vcam_toggled = Signal(bool)
+    help_requested = Signal()
+    record_requested = Signal()  # start (asks for a file) or stop
 
-
-class OutputPanel(QGroupBox):
-    """Virtual camera switch and state, its setup help, and recording to a file."""
-
-    def __init__(self, vcam_allowed: bool) -> None:
-        super().__init__("Output")
-        form = QVBoxLayout(self)
+    def __init__(self, state: AppState) -> None:
+        super().__init__("Outputs")
+        self.setObjectName("outputs_toolbar")
+        self.setMovable(False)
+        self.setFloatable(False)
+        self.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextOnly)
         self.vcam_check = QCheckBox("Virtual camera")
         self.vcam_check.setToolTip("Send the avatar to a virtual camera that video-call apps can pick.")
-        self.vcam_check.setEnabled(vcam_allowed)
-        self.vcam_status = QLabel("off" if vcam_allowed else "disabled (--no-vcam)")
-        self.vcam_status.setWordWrap(True)
-        self.vcam_help_button = QPushButton("How to set up the virtual camera...")
+        self.vcam_status = QLabel()
+        self.vcam_status.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.vcam_status.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Preferred)
+        self.vcam_help_button = QPushButton("How to set up...")
+        self.vcam_help_button.setToolTip("How to install the virtual camera on this system.")
         self.record_button = QPushButton("Record to file...")
-        form.addWidget(self.vcam_check)
-        form.addWidget(self.vcam_status)
-        form.addWidget(self.vcam_help_button)
-        form.addWidget(self.record_button)
+        self.record_button.setToolTip("Record the avatar to a video file (Ctrl+R).")
+        title = QLabel("Output:")
+        title.setStyleSheet("font-weight: bold; margin: 0 6px;")
+        for w in (title, self.vcam_check, self.vcam_status, self.vcam_help_button):
+            self.addWidget(w)
+        self.addSeparator()
+        self.addWidget(self.record_button)
+        self.vcam_check.toggled.connect(self.vcam_toggled)
+        self.vcam_help_button.clicked.connect(self.help_requested)
+        self.record_button.clicked.connect(self.record_requested)
+        state.outputs_changed.connect(self._show)
+        self._show(state.outputs)
+
+    def _show(self, outputs: Outputs) -> None:
+        self.vcam_check.setEnabled(outputs.vcam_allowed)
+        set_quietly(self.vcam_check, "setChecked", outputs.vcam_on)
+        self.vcam_status.setText(outputs.vcam_text)
+        self.vcam_status.setToolTip(outputs.vcam_text)
+        if outputs.recording is not None:
+            self.record_button.setText("Stop recording")
+            self.record_button.setToolTip(f"Recording to {outputs.recording}")
+        else:
+            self.record_button.setText("Record to file...")
+            self.record_button.setToolTip("Record the avatar to a video file (Ctrl+R).")
 
 
-def add_controls_dock(window: QMainWindow, boxes: list[QGroupBox]) -> QDockWidget:
+def controls_dock(window: QMainWindow, boxes: list[QWidget]) -> QDockWidget:
     """Stack ``boxes`` in a scrollable column docked on the right of ``window``."""
     panel = QWidget()
     col = QVBoxLayout(panel)

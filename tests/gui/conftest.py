@@ -26,7 +26,7 @@ class RecordingBackend:
     def __init__(self, *, width, height, fps, fourcc, device, **kw) -> None:
         if RecordingBackend.fail_with:
             raise RuntimeError(RecordingBackend.fail_with)
-        self.width, self.height = width, height
+        self.width, self.height, self.fps = width, height, fps
         self.frames: list[np.ndarray] = []
         self.closed = False
         RecordingBackend.instances.append(self)

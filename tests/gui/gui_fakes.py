@@ -84,6 +84,8 @@ class FakeEngine:
     options: list = field(default_factory=list)
     predicted: int = 0
     closed: bool = False
+    controls: list = field(default_factory=list)  # what set_controls got (live options)
+    stage_ms: dict = field(default_factory=dict)  # what timings() reports
     _source: np.ndarray | None = None
     _reference: np.ndarray | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -120,6 +122,12 @@ class FakeEngine:
         return {"kp_source": kp, "kp_driving": kp + 3.0, "occlusion": (xx / 63.0),
                 "flow": np.stack([np.sin(yy / 10) * 3, np.cos(xx / 10) * 3], axis=2)}
 
+    def set_controls(self, controls: dict) -> None:
+        self.controls.append(dict(controls))
+
+    def timings(self) -> dict[str, float]:
+        return dict(self.stage_ms)
+
     def close(self) -> None:
         self.closed = True
 
@@ -133,20 +141,30 @@ class Fakes:
     sessions: list = field(default_factory=list)
     engine_work_s: float = 0.0
     engine_device: str = "cpu (fake)"
+    real_aligner: bool = False  # frame portraits with the real tracker (mediapipe) instead of resizing
+    registry: bool = False  # build engines through the engine registry (real engines, registered specs)
+    engine_stage_ms: dict = field(default_factory=dict)  # what the fake engines' timings() report
+    pose_match: float | None = None  # every frame's pose match (None: the real measure)
+    pose_hint: str | None = None  # ... and the hint that goes with a low one
 
     @property
     def engine(self) -> FakeEngine:
         return self.engines[-1]
 
     def engine_factory(self, config: EngineConfig, motion) -> FakeEngine:
-        if config.name == "fomm":
+        if config.name == "auto":  # what the registry would choose here, as a fake
+            from avatarify_app.engines.registry import REGISTRY
+
+            config = config.replace(name=REGISTRY.choose(config).name)
+        elif config.name == "fomm":
             # The real checkpoint loader decides, as it would in the real FOMM engine.
             from avatarify_app.models import load_fomm
 
             if not config.checkpoint:
                 raise CheckpointError("The FOMM engine needs a checkpoint.", "Load one.")
             load_fomm(config.checkpoint)
-        engine = FakeEngine(name=config.name, work_s=self.engine_work_s, device=self.engine_device)
+        engine = FakeEngine(name=config.name, work_s=self.engine_work_s, device=self.engine_device,
+                            stage_ms=dict(self.engine_stage_ms))
         self.engines.append(engine)
         return engine
 
@@ -161,10 +179,16 @@ class Fakes:
         return SimpleNamespace(image=face, landmarks=face_points(), box=CropBox(128, 128, 256),
                                full_shape=image.shape[:2])
 
+    def _pose_parts(self) -> dict:
+        if self.pose_match is None:
+            return {}
+        return {"pose_matcher": lambda a, b: self.pose_match, "pose_hinter": lambda a, b: self.pose_hint}
+
     def session_factory(self, source, **kwargs):
         from avatarify_app.pipeline import Session
 
-        session = Session(source, engine_factory=self.engine_factory, tracker_factory=self.tracker_factory,
-                          aligner=self.aligner, stats_interval=0.2, **kwargs)
+        session = Session(source, engine_factory=None if self.registry else self.engine_factory, tracker_factory=self.tracker_factory,
+                          aligner=None if self.real_aligner else self.aligner, stats_interval=0.2,
+                          **self._pose_parts(), **kwargs)
         self.sessions.append(session)
         return session

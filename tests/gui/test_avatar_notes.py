@@ -23,7 +23,7 @@ def _transparent_astronaut(path):
 
 def test_selecting_a_portrait_shows_its_notes(qtbot, make_window, tmp_path):
     window = make_window()
-    qtbot.waitUntil(lambda: window.avatar_view.frames_painted > 2, timeout=TIMEOUT)
+    qtbot.waitUntil(lambda: window.live_view.avatar_view.frames_painted > 2, timeout=TIMEOUT)
     window.set_avatar(_transparent_astronaut(tmp_path / "cutout.png"))
     qtbot.waitUntil(lambda: "transparent" in window.statusBar().currentMessage(), timeout=TIMEOUT)
     assert "cutout.png" in window.statusBar().currentMessage()

@@ -1,10 +1,10 @@
-"""Per-avatar memory: calibrations kept per camera orientation (no Qt)."""
+"""Per-avatar memory (pipeline.avatar_store, used by the window): calibrations kept per camera orientation."""
 
 from __future__ import annotations
 
 import numpy as np
 
-from avatarify_app.gui import avatars as store
+from avatarify_app.pipeline import avatar_store as store
 
 
 def _crop(value: int) -> np.ndarray:

@@ -24,19 +24,19 @@ def test_real_pipeline_animates_and_gui_stays_responsive(qtbot, media_dir):
     window.show()
     window.start()
     try:
-        qtbot.waitUntil(lambda: window._last_event is not None and window._last_event.status == "ok",
+        qtbot.waitUntil(lambda: window.live_view.last_event is not None and window.live_view.last_event.status == "ok",
                         timeout=30000)
-        window.landmarks_check.setChecked(True)
-        painted = window.avatar_view.frames_painted
+        window.calibration_panel.landmarks_check.setChecked(True)
+        painted = window.live_view.avatar_view.frames_painted
         delays = timer_delays(qtbot, lambda: True, 3000)
-        frames = window.avatar_view.frames_painted - painted
+        frames = window.live_view.avatar_view.frames_painted - painted
         p95 = float(np.percentile(delays, 95))
         print(f"real engine: event-loop delay p50 {np.percentile(delays, 50):.1f} ms, p95 {p95:.1f} ms, "
-              f"max {max(delays):.1f} ms; {frames} frames painted in 3 s; {window.fps_label.text()}, "
-              f"{window.latency_label.text()}")
+              f"max {max(delays):.1f} ms; {frames} frames painted in 3 s; {window.status.fps_label.text()}, "
+              f"{window.status.latency_label.text()}")
         assert frames >= 5
         assert p95 < 100
-        assert "landmarks" in window.engine_label.text()
+        assert "landmarks" in window.status.engine_label.text()
         assert window.errors_shown == []
     finally:
         window.close()

@@ -2,40 +2,33 @@
 
 from __future__ import annotations
 
+import re
 import time
 from pathlib import Path
 
 import numpy as np
 import pytest
+from gui_helpers import TIMEOUT, press, wait_frames
 from PySide6.QtCore import Qt
 
 from avatarify_app import paths
 from avatarify_app.config import EngineConfig
-from avatarify_app.gui import avatars as store
 from avatarify_app.gui.settings import AppSettings
-
-TIMEOUT = 30000  # a bound for conditions to come true, generous for a loaded machine
-
-
-def wait_frames(qtbot, window, n: int = 5) -> None:
-    start = window.avatar_view.frames_painted
-    qtbot.waitUntil(lambda: window.avatar_view.frames_painted >= start + n, timeout=TIMEOUT)
-
-
-def press(qtbot, window, key) -> None:
-    window.activateWindow()
-    qtbot.keyClick(window, key)
+from avatarify_app.pipeline import avatar_store as store
 
 
 def test_window_opens_and_shows_frames(qtbot, make_window):
     window = make_window()
     assert window.isVisible()
     wait_frames(qtbot, window, 5)
-    assert window.camera_view.has_frame()
-    qtbot.waitUntil(lambda: "fps" in window.fps_label.text() and "-" not in window.fps_label.text(),
+    assert window.live_view.camera_view.has_frame()
+    qtbot.waitUntil(lambda: "fps" in window.status.fps_label.text() and "-" not in window.status.fps_label.text(),
                     timeout=TIMEOUT)
-    assert "cpu (fake)" in window.engine_label.text()
-    assert "latency" in window.latency_label.text()
+    assert "cpu (fake)" in window.status.engine_label.text()
+    # a first start runs the engine `--engine auto` would choose, and says so
+    assert window.state.engine.name == "auto" and "auto" in window.status.engine_label.text()
+    assert window.engine_panel.engine_combo.currentData() == window.session.stats().engine
+    assert re.fullmatch(r"\d+ ms \(p95 \d+\)", window.status.latency_label.text())  # the latency shows
     assert window.errors_shown == []
 
 
@@ -64,9 +57,9 @@ def test_calibrate_countdown_saves_and_restores_per_avatar(qtbot, make_window, u
     wait_frames(qtbot, window)
     assert window.gallery.current_path() == user_avatars[0]
     press(qtbot, window, Qt.Key.Key_X)
-    assert window.camera_view.message() == "3"
+    assert window.live_view.camera_view.message() == "3"
     qtbot.waitUntil(lambda: store.load_calibration(user_avatars[0]) is not None, timeout=TIMEOUT)
-    assert "Calibrated" in window.calibration_label.text()
+    assert "Calibrated" in window.calibration_panel.calibration_label.text()
     crop, _lms = store.load_calibration(user_avatars[0])
     engine = window.fakes.engine
     assert any(r is None for r in engine.references)  # recalibrate reset the reference
@@ -82,7 +75,7 @@ def test_calibrate_countdown_saves_and_restores_per_avatar(qtbot, make_window, u
     assert window.session.options.crop.zoom == pytest.approx(1.05)
     qtbot.waitUntil(lambda: len(engine.references) > n, timeout=TIMEOUT)
     assert np.array_equal(engine.references[-1], crop)  # the saved calibration came back
-    assert "restored" in window.calibration_label.text()
+    assert "restored" in window.calibration_panel.calibration_label.text()
 
 
 def test_auto_calibrate(qtbot, make_window):
@@ -91,7 +84,7 @@ def test_auto_calibrate(qtbot, make_window):
     avatar = window.gallery.current_path()
     press(qtbot, window, Qt.Key.Key_F)
     qtbot.waitUntil(lambda: store.load_calibration(avatar) is not None, timeout=TIMEOUT)
-    qtbot.waitUntil(lambda: window.pose_meter.value() > 0, timeout=TIMEOUT)
+    qtbot.waitUntil(lambda: window.calibration_panel.pose_meter.value() > 0, timeout=TIMEOUT)
 
 
 def test_mirror_toggle_flips_the_camera(qtbot, make_window):
@@ -99,13 +92,13 @@ def test_mirror_toggle_flips_the_camera(qtbot, make_window):
     wait_frames(qtbot, window)
 
     def left_brighter() -> bool:
-        cam = window._last_event.camera
+        cam = window.live_view.last_event.camera
         w = cam.shape[1]
         return cam[:, : w // 4].mean() > cam[:, -w // 4:].mean()
 
     assert left_brighter()
     press(qtbot, window, Qt.Key.Key_R)
-    assert window.mirror_check.isChecked()
+    assert window.framing_panel.mirror_check.isChecked()
     assert window.session.options.mirror
     qtbot.waitUntil(lambda: not left_brighter(), timeout=TIMEOUT)
     assert AppSettings().get_bool("live/mirror")
@@ -114,16 +107,16 @@ def test_mirror_toggle_flips_the_camera(qtbot, make_window):
 def test_virtual_camera_gets_frames(qtbot, make_window, vcam_backend):
     window = make_window()
     wait_frames(qtbot, window)
-    window.vcam_check.setChecked(True)
-    assert window.vcam_status.text().startswith("on")
+    window.output_bar.vcam_check.setChecked(True)
+    assert window.output_bar.vcam_status.text().startswith("on")
     assert len(vcam_backend.instances) == 1
     backend = vcam_backend.instances[0]
     qtbot.waitUntil(lambda: len(backend.frames) >= 5, timeout=TIMEOUT)
     assert backend.frames[-1].shape == (240, 320, 3)
     assert backend.frames[-1].max() > 0
-    window.vcam_check.setChecked(False)
+    window.output_bar.vcam_check.setChecked(False)
     assert backend.closed
-    assert window.vcam_status.text() == "off"
+    assert window.output_bar.vcam_status.text() == "off"
 
 
 def test_virtual_camera_unavailable_says_how_to_fix(qtbot, make_window, vcam_backend):
@@ -132,8 +125,8 @@ def test_virtual_camera_unavailable_says_how_to_fix(qtbot, make_window, vcam_bac
     vcam_backend.fail_with = "no v4l2loopback device"
     window = make_window()
     wait_frames(qtbot, window)
-    window.vcam_check.setChecked(True)
-    assert not window.vcam_check.isChecked()
+    window.output_bar.vcam_check.setChecked(True)
+    assert not window.output_bar.vcam_check.isChecked()
     title, text = window.errors_shown[-1]
     assert "Virtual camera" in title
     assert virtual_camera_help().splitlines()[0] in text
@@ -144,10 +137,10 @@ def test_settings_persist_across_restart(qtbot, make_window, user_avatars):
     window = make_window()
     wait_frames(qtbot, window)
     window.gallery.select_path(user_avatars[1])
-    window.mirror_check.setChecked(True)
-    window.relative_check.setChecked(False)
-    window.overlay_slider.setValue(70)
-    window.landmarks_check.setChecked(True)
+    window.framing_panel.mirror_check.setChecked(True)
+    window.framing_panel.relative_check.setChecked(False)
+    window.calibration_panel.overlay_slider.setValue(70)
+    window.calibration_panel.landmarks_check.setChecked(True)
     window.debug_action.trigger()
     window.resize(701, 503)
     qtbot.waitUntil(lambda: window.debug_dock.isVisible(), timeout=2000)
@@ -156,13 +149,13 @@ def test_settings_persist_across_restart(qtbot, make_window, user_avatars):
 
     again = make_window(camera="")
     assert again.gallery.current_path() == user_avatars[1]
-    assert again.mirror_check.isChecked() and again._options.mirror
-    assert not again.relative_check.isChecked()
-    assert again.overlay_slider.value() == 70
-    assert again.landmarks_check.isChecked()
+    assert again.framing_panel.mirror_check.isChecked() and again.state.options.mirror
+    assert not again.framing_panel.relative_check.isChecked()
+    assert again.calibration_panel.overlay_slider.value() == 70
+    assert again.calibration_panel.landmarks_check.isChecked()
     assert again.debug_dock.isVisible()
     assert again.size().width() == 701
-    assert again._source_spec is not None and again._source_spec.endswith("driving.avi")
+    assert again.state.source is not None and again.state.source.endswith("driving.avi")
 
 
 def test_bad_avatar_file_shows_error_and_keeps_running(qtbot, make_window, tmp_path):
@@ -181,16 +174,31 @@ def test_bad_avatar_file_shows_error_and_keeps_running(qtbot, make_window, tmp_p
     wait_frames(qtbot, window, 5)
 
 
-def test_adding_a_real_portrait_frames_it(qtbot, make_window, media_dir):
-    window = make_window()
-    n = window.gallery.count()
+def test_an_added_portrait_is_framed_once_by_the_session(qtbot, make_window, media_dir, monkeypatch):
+    """Adding keeps the photo (bounded) after finding its face; the session frames it, once."""
+    from gui_fakes import Fakes
+
+    from avatarify_app.frames import load_image
+    from avatarify_app.gui import avatar_actions
+    from avatarify_app.tracking import portrait
+
+    framed = []
+    real_align = portrait.PortraitAligner.align
+    monkeypatch.setattr(portrait.PortraitAligner, "align",
+                        lambda self, *a, **k: framed.append(1) or real_align(self, *a, **k))
+    monkeypatch.setattr(avatar_actions, "MAX_SIDE", 512)  # mona.jpg is 602 px: scaled down on the way in
+    window = make_window(fakes=Fakes(real_aligner=True))
+    wait_frames(qtbot, window)
+    engine = window.fakes.engine
+    n, sources_before, framed_before = window.gallery.count(), len(engine.sources), len(framed)
     window.add_avatar_file(media_dir / "mona.jpg")
     qtbot.waitUntil(lambda: window.gallery.count() == n + 1, timeout=20000)
     added = window.gallery.current_path()
     assert added.parent == paths.user_avatars_dir() and added.suffix == ".png"
-    from avatarify_app.frames import load_image
-
-    assert load_image(added).shape == (256, 256, 3)
+    assert load_image(added).shape == (512, 512, 3)  # the whole photo, scaled, not a face crop
+    qtbot.waitUntil(lambda: len(engine.sources) > sources_before, timeout=20000)
+    assert len(framed) == framed_before + 1  # framed once, by the session, not at import as well
+    assert engine.sources[-1].shape == (256, 256, 3)
     window.remove_avatar(added)
     assert not added.exists() and window.gallery.count() == n
 
@@ -202,35 +210,41 @@ def test_bad_checkpoint_shows_error_and_keeps_previous_engine(qtbot, make_window
 
     window = make_window()
     wait_frames(qtbot, window)
+    running = window.session.stats().engine
     bad = tmp_path / "bad.pth.tar"
     bad.write_bytes(b"\x00garbage" * 100)
     window.load_checkpoint(str(bad))  # validated off the GUI thread
     qtbot.waitUntil(lambda: len(window.errors_shown) == 1, timeout=TIMEOUT)
     assert "checkpoint" in window.errors_shown[0][0].lower()
     assert "keeps running" in window.errors_shown[0][1]
-    assert window.engine_combo.currentData() == "landmarks"
+    assert window.engine_panel.engine_combo.currentData() == running
 
-    # a switch the session itself refuses (error observer) reverts the picker too
-    window.set_engine(EngineConfig(name="fomm", options={"checkpoint": str(bad)}))
+    # a switch asked for directly reverts the picker too (another bad file: the session does
+    # not repeat the same error within seconds)
+    empty = tmp_path / "empty.pth.tar"
+    empty.write_bytes(b"")
+    window.set_engine(EngineConfig(name="fomm", options={"checkpoint": str(empty)}))
     qtbot.waitUntil(lambda: len(window.errors_shown) == 2, timeout=TIMEOUT)
-    assert window.engine_combo.currentData() == "landmarks"
-    assert window.session.engine_config.name == "landmarks"
+    assert window.engine_panel.engine_combo.currentData() == running
+    assert window.session.stats().engine == running and window.state.engine == window.session.engine_config
     wait_frames(qtbot, window, 5)
-    assert AppSettings().get_str("engine/name") == "landmarks"
+    assert AppSettings().get_str("engine/name") in ("auto", running)  # the refused one is not remembered
 
 
 def test_no_camera_says_so_and_offers_a_video(qtbot, make_window, monkeypatch, clip):
+    from PySide6.QtWidgets import QFileDialog
+
     from avatarify_app.gui import sources
 
     monkeypatch.setattr(sources.pipeline, "list_cameras", lambda *a, **k: [])
     monkeypatch.setattr(sources, "demo_videos", lambda: [])
     window = make_window(camera="", scan_cameras=True)
-    qtbot.waitUntil(lambda: "No camera" in window.camera_view.message(), timeout=TIMEOUT)
-    assert window.open_video_button.isVisible()
-    monkeypatch.setattr(sources.QFileDialog, "getOpenFileName", lambda *a, **k: (str(clip), ""))
-    window.open_video_button.click()
+    qtbot.waitUntil(lambda: "No camera" in window.live_view.camera_view.message(), timeout=TIMEOUT)
+    assert window.live_view.open_video_button.isVisible()
+    monkeypatch.setattr(QFileDialog, "getOpenFileName", lambda *a, **k: (str(clip), ""))
+    window.live_view.open_video_button.click()
     wait_frames(qtbot, window, 3)
-    assert not window.open_video_button.isVisible()
+    assert not window.live_view.open_video_button.isVisible()
 
 
 def test_no_camera_uses_the_demo_video(qtbot, make_window, monkeypatch, clip):
@@ -240,7 +254,7 @@ def test_no_camera_uses_the_demo_video(qtbot, make_window, monkeypatch, clip):
     monkeypatch.setattr(sources, "demo_videos", lambda: [clip])
     window = make_window(camera="", scan_cameras=True)
     wait_frames(qtbot, window, 3)
-    assert window._source_spec == str(clip)
+    assert window.state.source == str(clip)
 
 
 def test_debug_view_draws_engine_arrays(qtbot, make_window):
@@ -284,16 +298,20 @@ def test_gui_thread_stays_responsive_while_frames_flow(qtbot, make_window):
 
     window = make_window(fakes=Fakes(engine_work_s=0.025))
     wait_frames(qtbot, window, 3)
-    window.landmarks_check.setChecked(True)
-    window.controller.frame.disconnect(window._on_frame)
-    received = window.controller.frames_received
-    unshown = _timer_delays(qtbot, lambda: window.controller.frames_received - received > 10, 1500)
-    window.controller.frame.connect(window._on_frame)
+    window.calibration_panel.landmarks_check.setChecked(True)
+    frame = window.controller.bridge.frame
+    shown_by = (window.live_view.show_frame, window.calibration_panel.show_frame, window._on_frame_debug)
+    for slot in shown_by:
+        frame.disconnect(slot)
+    received = window.controller.bridge.frames_received
+    unshown = _timer_delays(qtbot, lambda: window.controller.bridge.frames_received - received > 10, 1500)
+    for slot in shown_by:
+        frame.connect(slot)
     base = float(np.percentile(unshown, 95))
-    painted = window.avatar_view.frames_painted
+    painted = window.live_view.avatar_view.frames_painted
     t0 = time.monotonic()
-    delays = _timer_delays(qtbot, lambda: window.avatar_view.frames_painted - painted > 10, 2500)
-    frames = window.avatar_view.frames_painted - painted
+    delays = _timer_delays(qtbot, lambda: window.live_view.avatar_view.frames_painted - painted > 10, 2500)
+    frames = window.live_view.avatar_view.frames_painted - painted
     p95 = float(np.percentile(delays, 95))
     print(f"event-loop delay p50 {np.percentile(delays, 50):.1f} ms, p95 {p95:.1f} ms "
           f"(frames not shown: p95 {base:.1f} ms), max {max(delays):.1f} ms over {len(delays)} ticks; "
@@ -307,11 +325,11 @@ def test_dropping_files_adds_portraits_and_videos(qtbot, make_window, tmp_path, 
     from PySide6.QtGui import QDropEvent
 
     from avatarify_app.frames import save_image
-    from avatarify_app.gui import avatars
+    from avatarify_app.gui import avatar_actions
 
     window = make_window(camera="", scan_cameras=False)
-    # face framing is the tracker's job (tested there); here a stand-in keeps the test fast
-    monkeypatch.setattr(avatars, "import_avatar_noted", lambda src: (_fake_import(src), ()))
+    # finding the face is the tracker's job (tested there); here a stand-in keeps the test fast
+    monkeypatch.setattr(avatar_actions, "import_portrait", lambda src: (_fake_import(src), ()))
     photo = tmp_path / "friend.jpg"
     save_image(photo, np.full((128, 128, 3), 180, np.uint8))
     data = QMimeData()
@@ -322,7 +340,7 @@ def test_dropping_files_adds_portraits_and_videos(qtbot, make_window, tmp_path, 
     qtbot.waitUntil(lambda: any(p.stem == "friend" for p in window.gallery.paths()), timeout=TIMEOUT)
     assert window.gallery.current_path().stem == "friend"
     wait_frames(qtbot, window, 3)  # the dropped video drives the avatar
-    assert window._source_spec == str(clip)
+    assert window.state.source == str(clip)
 
 
 def _fake_import(src):
@@ -349,29 +367,27 @@ def odd_portrait():
 def test_overlay_and_debug_source_show_the_aligned_avatar_crop(qtbot, make_window, odd_portrait):
     window = make_window(avatar=str(odd_portrait))
     window.debug_action.trigger()
-    qtbot.waitUntil(lambda: window._last_event is not None and window._last_event.avatar is not None
-                    and window._last_event.crop is not None, timeout=TIMEOUT)
-    qtbot.waitUntil(lambda: window._overlay_avatar is window._last_event.avatar, timeout=TIMEOUT)
-    event = window._last_event
+    qtbot.waitUntil(lambda: window.live_view.last_event is not None and window.live_view.last_event.avatar is not None
+                    and window.live_view.last_event.crop is not None, timeout=TIMEOUT)
+    qtbot.waitUntil(lambda: window.live_view.overlay_avatar is window.live_view.last_event.avatar, timeout=TIMEOUT)
+    event = window.live_view.last_event
     assert event.avatar is window.session.avatar_crop()
     assert np.array_equal(event.avatar, window.fakes.engine.sources[-1])  # what the engine animates
-    overlay = window.camera_view._overlay
-    assert (overlay.width(), overlay.height()) == (256, 256)  # not the 400x300 file
-    qtbot.waitUntil(lambda: window.debug_view._avatar is not None, timeout=TIMEOUT)
-    source = window.debug_view.source._image
-    assert (source.width(), source.height()) == (256, 256)
+    assert window.live_view.camera_view.overlay_size() == (256, 256)  # not the 400x300 file
+    qtbot.waitUntil(lambda: window.debug_view.source.has_frame(), timeout=TIMEOUT)
+    assert window.debug_view.source.image_size() == (256, 256)
 
     # another portrait: the overlay follows the session's new crop
     old = event.avatar
     window.gallery.select_index(0 if window.gallery.current_path() != window.gallery.paths()[0] else 1)
-    qtbot.waitUntil(lambda: window._overlay_avatar is not None and window._overlay_avatar is not old,
+    qtbot.waitUntil(lambda: window.live_view.overlay_avatar is not None and window.live_view.overlay_avatar is not old,
                     timeout=TIMEOUT)
     # the full camera frame has no overlay; back to the crop, it returns
-    window.full_frame_check.setChecked(True)
+    window.calibration_panel.full_frame_check.setChecked(True)
     wait_frames(qtbot, window, 2)
-    assert not window.camera_view.has_overlay()
-    window.full_frame_check.setChecked(False)
-    qtbot.waitUntil(lambda: window.camera_view.has_overlay(), timeout=TIMEOUT)
+    assert not window.live_view.camera_view.has_overlay()
+    window.calibration_panel.full_frame_check.setChecked(False)
+    qtbot.waitUntil(lambda: window.live_view.camera_view.has_overlay(), timeout=TIMEOUT)
 
 
 def test_reference_changes_reach_the_gui_one_for_one(qtbot, make_window, user_avatars):
@@ -382,16 +398,16 @@ def test_reference_changes_reach_the_gui_one_for_one(qtbot, make_window, user_av
     wait_frames(qtbot, window)
     from_session, in_gui = [], []
     window.session.add_reference_observer(from_session.append)
-    window.controller.reference.connect(in_gui.append)
+    window.controller.bridge.reference.connect(in_gui.append)
     for _ in range(3):
-        window.calibrate_now()
+        window.controller.calibrate_now()
         window.session.recalibrate()  # overrides ours before a face frame came: nothing to save
         time.sleep(0.3)  # the GUI thread is busy: frames pile up in the controller's one slot
         wait_frames(qtbot, window, 2)
     # per round: ours cleared, the other cleared, the next face frame taken for the other
     qtbot.waitUntil(lambda: len(from_session) >= 9 and len(in_gui) == len(from_session), timeout=TIMEOUT)
     assert [(e.reason, e.request) for e in in_gui] == [(e.reason, e.request) for e in from_session]
-    assert window.controller.frames_delivered < window.controller.frames_received  # frames were coalesced
+    assert window.controller.bridge.frames_delivered < window.controller.bridge.frames_received  # frames were coalesced
     assert store.load_calibration(user_avatars[0]) is None
 
 
@@ -403,40 +419,40 @@ def test_calibration_is_saved_only_for_our_own_request(qtbot, make_window, user_
     window.session.recalibrate()  # a request that is not the GUI's
     wait_frames(qtbot, window, 5)
     assert store.load_calibration(user_avatars[0]) is None
-    window.auto_calibrate()
+    window.controller.auto_calibrate()
     qtbot.waitUntil(lambda: store.load_calibration(user_avatars[0]) is not None, timeout=TIMEOUT)
     crop, _ = store.load_calibration(user_avatars[0])
     assert np.array_equal(crop, window.session.reference()[0])
-    assert "pose match" in window.calibration_label.text()
+    assert "pose match" in window.calibration_panel.calibration_label.text()
 
 
 def test_mirror_toggle_restores_the_calibration_of_that_orientation(qtbot, make_window, user_avatars):
     window = make_window(avatar=str(user_avatars[0]))
     wait_frames(qtbot, window)
     engine = window.fakes.engine
-    window.calibrate_now()
+    window.controller.calibrate_now()
     qtbot.waitUntil(lambda: store.load_calibration(user_avatars[0], mirror=False) is not None, timeout=TIMEOUT)
     plain, _ = store.load_calibration(user_avatars[0], mirror=False)
 
     press(qtbot, window, Qt.Key.Key_R)  # mirrored: the un-mirrored calibration does not apply
     assert window.session.options.mirror
-    assert "press Calibrate" in window.calibration_label.text()
-    assert "3. Copy its pose" in window.guide.text() and "&#10003; Copy its pose" not in window.guide.text()
-    qtbot.waitUntil(lambda: window._last_event.camera[0, 0].mean() < 100, timeout=TIMEOUT)  # flipped
+    assert "press Calibrate" in window.calibration_panel.calibration_label.text()
+    assert "3. Copy its pose" in window.live_view.guide.text() and "&#10003; Copy its pose" not in window.live_view.guide.text()
+    qtbot.waitUntil(lambda: window.live_view.last_event.camera[0, 0].mean() < 100, timeout=TIMEOUT)  # flipped
     wait_frames(qtbot, window, 3)
     assert not np.array_equal(engine.references[-1], plain)
     assert store.load_calibration(user_avatars[0], mirror=True) is None
 
-    window.calibrate_now()  # calibrating now saves the mirrored one
+    window.controller.calibrate_now()  # calibrating now saves the mirrored one
     qtbot.waitUntil(lambda: store.load_calibration(user_avatars[0], mirror=True) is not None, timeout=TIMEOUT)
     mirrored, _ = store.load_calibration(user_avatars[0], mirror=True)
-    assert "mirrored" in window.calibration_label.text()
+    assert "mirrored" in window.calibration_panel.calibration_label.text()
 
     n = len(engine.references)
     press(qtbot, window, Qt.Key.Key_R)  # back: the un-mirrored one is restored, not re-taken
     qtbot.waitUntil(lambda: len(engine.references) >= n + 2, timeout=TIMEOUT)
     assert engine.references[n] is None and np.array_equal(engine.references[n + 1], plain)
-    assert "restored" in window.calibration_label.text()
+    assert "restored" in window.calibration_panel.calibration_label.text()
     wait_frames(qtbot, window, 3)
     assert np.array_equal(engine.references[-1], plain)
 
@@ -458,11 +474,11 @@ def test_recording_a_video_file_keeps_every_frame(qtbot, make_window, tmp_path, 
     monkeypatch.setattr(pipeline, "open_source", lambda *a, **k: opened.append(real_open(*a, **k)) or opened[-1])
     target = tmp_path / "whole.mp4"
     assert window.start_recording(target)
-    recorder = window._recorder
+    recorder = window.outputs.recorder
     assert recorder.sync is False and recorder.fps == 25.0  # the clip's own rate, one frame per frame
     assert not opened[0].realtime and not opened[0].loop  # one unpaced pass: nothing dropped
     # the recording stops by itself at the end of the clip
-    qtbot.waitUntil(lambda: window._recorder is None, timeout=TIMEOUT)
+    qtbot.waitUntil(lambda: window.outputs.recorder is None, timeout=TIMEOUT)
     qtbot.waitUntil(lambda: window.tasks.pending == 0, timeout=TIMEOUT)
     assert window.errors_shown == []
     assert recorder.frames_written == 60
@@ -488,7 +504,7 @@ def test_recording_a_camera_keeps_real_time(qtbot, make_window, tmp_path):
     wait_frames(qtbot, window)
     target = tmp_path / "cam.mp4"
     assert window.start_recording(target)
-    recorder = window._recorder
+    recorder = window.outputs.recorder
     assert recorder.sync is True  # in step with the capture clock: plays at real speed
     assert window.session.source.realtime
     wait_frames(qtbot, window, 10)
@@ -502,21 +518,6 @@ def test_a_video_file_as_the_camera_loops(qtbot, make_window, clip):
     wait_frames(qtbot, window, 3)
     source = window.session.source
     assert source.loop and source.realtime  # played like a camera, over and over
-    qtbot.waitUntil(lambda: window._last_event.index > 70, timeout=TIMEOUT)  # past the 60th frame
+    qtbot.waitUntil(lambda: window.live_view.last_event.index > 70, timeout=TIMEOUT)  # past the 60th frame
     wait_frames(qtbot, window, 3)  # frames still flow after the wrap
     assert window.errors_shown == []
-
-
-def test_half_precision_is_offered_only_while_the_engine_runs_on_cuda(qtbot, make_window):
-    from gui_fakes import Fakes
-
-    window = make_window()
-    wait_frames(qtbot, window)
-    qtbot.waitUntil(lambda: "cpu (fake)" in window.device_label.text(), timeout=TIMEOUT)
-    assert not window.half_check.isEnabled()
-    window.close()
-
-    AppSettings().set("engine/half", True)
-    gpu = make_window(fakes=Fakes(engine_device="cuda:0 Fake GPU"))
-    qtbot.waitUntil(lambda: gpu.half_check.isEnabled(), timeout=TIMEOUT)
-    assert gpu.half_check.isChecked()  # the saved choice shows
