@@ -34,7 +34,8 @@ def engine_name_places(mods: dict[str, ast.Module]) -> dict[str, list[str]]:
     for name, tree in mods.items():
         for node in ast.walk(tree):
             if isinstance(node, ast.Constant) and isinstance(node.value, str) and node.value in ENGINE_NAMES:
-                own = f".engines.{node.value}" in name or name.endswith(f"engines.{node.value}")
+                # An engine's own folders (its engine and its models) may name it.
+                own = any(f".{layer}.{node.value}" in name + "." for layer in ("engines", "models"))
                 if not own and name not in found[node.value]:
                     found[node.value].append(name)
     return dict(found)

@@ -10,60 +10,17 @@ well, and then again in the session, re-cropped and resampled an already framed 
 from __future__ import annotations
 
 import logging
-import re
 from pathlib import Path
 
 from PySide6.QtCore import QObject, Signal
 
-from avatarify_app import paths
-from avatarify_app.errors import AvatarifyError, BadImageError
-from avatarify_app.frames import IMAGE_SUFFIXES, read_image, resize, save_image
+from avatarify_app.errors import AvatarifyError
 from avatarify_app.gui.notices import Notices
 from avatarify_app.gui.state import AppState
 from avatarify_app.gui.tasks import Tasks
 from avatarify_app.pipeline import avatar_store as store
 
 log = logging.getLogger(__name__)
-
-MAX_SIDE = 1024  # px on the long side of a kept photo (framing needs far less)
-
-
-def _unique_path(folder: Path, stem: str) -> Path:
-    stem = re.sub(r"[^A-Za-z0-9_-]+", "_", stem).strip("_") or "portrait"
-    candidate = folder / f"{stem}.png"
-    n = 2
-    while candidate.exists():
-        candidate = folder / f"{stem}_{n}.png"
-        n += 1
-    return candidate
-
-
-def import_portrait(source: str | Path) -> tuple[Path, tuple[str, ...]]:
-    """Check that ``source`` is a photo with a face and keep a (bounded) copy among the user's
-    portraits; returns the copy and what the user should know about how the photo was read
-    (``frames.read_image``: EXIF orientation applied, scaled down, transparency flattened).
-    Slow (face detection): call it off the GUI thread. Raises ``BadImageError`` or
-    ``NoFaceError`` saying what is wrong."""
-    src = Path(source)
-    if src.suffix.lower() not in IMAGE_SUFFIXES:
-        raise BadImageError(f"{src.name} is not an image file.", f"Use one of: {', '.join(IMAGE_SUFFIXES)}.")
-    loaded = read_image(src)
-    image = loaded.frame
-    from avatarify_app.tracking import PortraitAligner  # mediapipe: imported only when needed
-
-    with PortraitAligner() as aligner:
-        aligner.find_face(image)  # a face is there (the session frames it when it is used)
-    h, w = image.shape[:2]
-    if max(h, w) > MAX_SIDE:
-        scale = MAX_SIDE / max(h, w)
-        image = resize(image, (max(1, round(w * scale)), max(1, round(h * scale))))
-    folder = paths.user_avatars_dir()
-    folder.mkdir(parents=True, exist_ok=True)
-    target = _unique_path(folder, src.stem)
-    save_image(target, image)
-    log.info("added portrait %s -> %s", src, target)
-    return target, loaded.notes
-
 
 class PortraitLibrary(QObject):
     """Adds (in the background) and removes the user's portraits; the gallery reloads on the signals."""
@@ -93,7 +50,7 @@ class PortraitLibrary(QObject):
             self.notices.clear()
             self.notices.warn("Cannot add this portrait", f"{path.name}: {err}")
 
-        self.tasks.submit(lambda: import_portrait(path), done, failed)
+        self.tasks.submit(lambda: store.import_portrait(path), done, failed)
 
     def remove(self, path: str | Path) -> bool:
         avatar = next((a for a in store.list_avatars() if a.path == Path(path)), None)

@@ -29,11 +29,12 @@ import numpy as np
 from avatarify_app import paths
 from avatarify_app.config import CropConfig
 from avatarify_app.errors import BadImageError
-from avatarify_app.frames import IMAGE_SUFFIXES, save_image
+from avatarify_app.frames import IMAGE_SUFFIXES, read_image, resize, save_image
 
 log = logging.getLogger(__name__)
 
 AVATAR_SIZE = 256
+MAX_KEPT_SIDE = 1024  # px on the long side of a kept photo (framing needs far less)
 MIRRORED_SUFFIX = "-mirrored.npz"
 
 
@@ -71,8 +72,11 @@ def find_avatar(spec: str | Path) -> Path | None:
     underscores not counting; the user's portraits win over built-in ones). None if neither.
     """
     path = Path(spec)
-    if path.is_file():
-        return path
+    try:
+        if path.is_file():
+            return path
+    except OSError:  # a name too long for the file system, say: not a file we can use
+        return None
     if path.parent != Path(".") or path.suffix.lower() in IMAGE_SUFFIXES:
         return None  # a path that does not exist is not a gallery name
     key = _name_key(str(spec))
@@ -95,35 +99,31 @@ def _unique_name(folder: Path, stem: str) -> Path:
     return candidate
 
 
-def import_avatar(source: str | Path) -> Path:
-    """Read a photo, frame the face (tracking.align_portrait) and save it as a 256 PNG.
-
-    Slow (face detection): call it off the GUI thread. Raises BadImageError / NoFaceError.
-    """
-    return import_avatar_noted(source)[0]
-
-
-def import_avatar_noted(source: str | Path) -> tuple[Path, tuple[str, ...]]:
-    """``import_avatar``, and what the user should know about the photo (``AlignedFace.notes``:
-    scaled down, transparency flattened, which of several faces, blurry)."""
+def import_portrait(source: str | Path) -> tuple[Path, tuple[str, ...]]:
+    """Check that ``source`` is a photo with a face and keep a (bounded) copy among the user's
+    portraits; returns the copy and what the user should know about how the photo was read
+    (``frames.read_image``: EXIF orientation applied, scaled down, transparency flattened).
+    The portrait is framed once, by the session that uses it. Slow (face detection): call it
+    off the GUI thread. Raises ``BadImageError`` or ``NoFaceError`` saying what is wrong."""
     src = Path(source)
     if src.suffix.lower() not in IMAGE_SUFFIXES:
-        raise BadImageError(f"{src.name} is not an image file.",
-                            f"Use one of: {', '.join(IMAGE_SUFFIXES)}.")
-    from avatarify_app.tracking import align_portrait  # mediapipe: imported only when needed
+        raise BadImageError(f"{src.name} is not an image file.", f"Use one of: {', '.join(IMAGE_SUFFIXES)}.")
+    loaded = read_image(src)
+    image = loaded.frame
+    from avatarify_app.tracking import PortraitAligner  # mediapipe: imported only when needed
 
-    aligned = align_portrait(src)  # reads the file (EXIF orientation, size limit, alpha) with its notes
-    face = aligned.image
-    if face.shape[:2] != (AVATAR_SIZE, AVATAR_SIZE):
-        from avatarify_app.frames import resize
-
-        face = resize(face, (AVATAR_SIZE, AVATAR_SIZE))
+    with PortraitAligner() as aligner:
+        aligner.find_face(image)  # a face is there
+    h, w = image.shape[:2]
+    if max(h, w) > MAX_KEPT_SIDE:
+        scale = MAX_KEPT_SIDE / max(h, w)
+        image = resize(image, (max(1, round(w * scale)), max(1, round(h * scale))))
     folder = paths.user_avatars_dir()
     folder.mkdir(parents=True, exist_ok=True)
     target = _unique_name(folder, src.stem)
-    save_image(target, np.ascontiguousarray(face))
-    log.info("imported avatar %s -> %s", src, target)
-    return target, aligned.notes
+    save_image(target, image)
+    log.info("added portrait %s -> %s", src, target)
+    return target, loaded.notes
 
 
 def remove_avatar(avatar: Avatar) -> None:

@@ -186,7 +186,7 @@ def test_an_added_portrait_is_framed_once_by_the_session(qtbot, make_window, med
     real_align = portrait.PortraitAligner.align
     monkeypatch.setattr(portrait.PortraitAligner, "align",
                         lambda self, *a, **k: framed.append(1) or real_align(self, *a, **k))
-    monkeypatch.setattr(avatar_actions, "MAX_SIDE", 512)  # mona.jpg is 602 px: scaled down on the way in
+    monkeypatch.setattr(avatar_actions.store, "MAX_KEPT_SIDE", 512)  # mona.jpg is 602 px: scaled down on the way in
     window = make_window(fakes=Fakes(real_aligner=True))
     wait_frames(qtbot, window)
     engine = window.fakes.engine
@@ -329,7 +329,7 @@ def test_dropping_files_adds_portraits_and_videos(qtbot, make_window, tmp_path, 
 
     window = make_window(camera="", scan_cameras=False)
     # finding the face is the tracker's job (tested there); here a stand-in keeps the test fast
-    monkeypatch.setattr(avatar_actions, "import_portrait", lambda src: (_fake_import(src), ()))
+    monkeypatch.setattr(avatar_actions.store, "import_portrait", lambda src: (_fake_import(src), ()))
     photo = tmp_path / "friend.jpg"
     save_image(photo, np.full((128, 128, 3), 180, np.uint8))
     data = QMimeData()

@@ -53,3 +53,9 @@ def test_removing_an_avatar_forgets_both_calibrations(tmp_path):
     assert not path.exists()
     assert store.load_calibration(path, False) is None and store.load_calibration(path, True) is None
     assert store.load_framing(path) is None
+
+
+def test_find_avatar_takes_names_and_refuses_unusable_paths():
+    assert store.find_avatar("astronaut") is not None
+    assert store.find_avatar("no-such-portrait") is None
+    assert store.find_avatar("x" * 5000) is None  # too long for the file system: not a crash
