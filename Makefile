@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml
 	@py="$$($(SHELL) scripts/pick_python.sh "$(PYTHON)")" && echo "$$py -m venv $(VENV)" && "$$py" -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet "$(TORCH_SPEC)" $(PIP_EXTRA)
-	$(PY) -m pip install --quiet -e ".[test]"
+	$(PY) -m pip install --quiet -e ".[test,server]"
 	touch $(STAMP)
 
 setup: $(STAMP)

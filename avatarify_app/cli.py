@@ -22,6 +22,7 @@ COMMANDS = {
     "evaluate": "reconstruction metrics (L1, AKD, MKR) on a video",
     "bench": "measure per-frame speed of an engine",
     "doctor": "report what this machine can run and how to fix what is missing",
+    "serve": "host an engine for --engine remote clients (a Ray Serve application)",
 }
 
 

@@ -26,6 +26,7 @@ log = logging.getLogger(__name__)
 BUILTIN = (
     "avatarify_app.engines.fomm",
     "avatarify_app.engines.landmarks",
+    "avatarify_app.engines.remote",
 )
 
 OPTION_KINDS = ("path", "folder", "text", "secret", "bool", "choice", "float", "int")

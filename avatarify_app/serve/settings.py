@@ -1,0 +1,29 @@
+"""What every replica is built with (no Ray import: the command builds it before Ray starts)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from avatarify_app.config import EngineConfig
+
+
+@dataclass(frozen=True)
+class ServerSettings:
+    """What every replica is built with (plain values: they travel to the replicas as JSON-able data)."""
+
+    engine: dict[str, Any] = field(default_factory=lambda: {"name": "landmarks"})
+    random_weights: bool = False
+    token: str | None = None
+    batching: bool = True
+    max_batch_size: int = 8
+    batch_wait_ms: float = 2.0
+    loopback: bool = True  # the embedded local Ray: keep the replica's own gRPC port on 127.0.0.1 too
+
+    def engine_config(self) -> EngineConfig:
+        e = self.engine
+        return EngineConfig(name=e["name"], device=e.get("device", "auto"), half=e.get("half"),
+                            options=dict(e.get("options") or {}))
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
