@@ -47,6 +47,7 @@ def check_port_free(host: str, port: int) -> None:
     """ConfigError when ``host:port`` is taken (Serve's proxy would share it with the other program)."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the proxy does: only a listener counts
         try:
             probe.bind((host, port))
         except OSError as err:
