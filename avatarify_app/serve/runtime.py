@@ -67,30 +67,16 @@ class Running:
     def stop(self) -> None:
         """Delete the application; the embedded Ray is shut down (with every process it started),
         a joined cluster keeps running."""
-        _stop(self.embedded, self.app_name)
+        shutdown(self.embedded, self.app_name)
 
 
-def start(settings, *, address: str | None = None, host: str = "127.0.0.1", port: int = 8000,
-          proxy_location: str = "EveryNode", num_cpus: int | None = None, replicas: int | None = 1,
-          min_replicas: int | None = None, max_replicas: int | None = None, target_sessions: float = 4.0,
-          gpus_per_replica: float | None = None, cpus_per_replica: float = 1.0,
-          max_replicas_per_node: int | None = None, wants_gpu: bool = False, ready_timeout: float = 600.0,
-          route_prefix: str = "/") -> Running:
-    """Start Ray (or join ``address``), Serve on ``host:port`` and the application; returns when
-    every replica is up (``ServerSettings`` in ``settings``)."""
-    from dataclasses import replace
-
+def connect(address: str | None = None, num_cpus: int | None = None) -> bool:
+    """Join the Ray cluster at ``address`` (or $RAY_ADDRESS), else start an embedded one on 127.0.0.1;
+    True when embedded. Sets the environment first (see the module doc)."""
     address = address or os.environ.get("RAY_ADDRESS") or None
     embedded = address is None
-    check_exposure(host, settings.token)
-    if embedded:
-        check_port_free(host, int(port))
     prepare_environment(loopback=embedded)
-    settings = replace(settings, loopback=embedded)
     import ray
-    from ray import serve
-
-    from avatarify_app.serve.app import APP_NAME, build_app
 
     for name in ("ray", "ray.serve"):
         logging.getLogger(name).setLevel(max(logging.WARNING, logging.getLogger().level))
@@ -99,18 +85,34 @@ def start(settings, *, address: str | None = None, host: str = "127.0.0.1", port
                  logging_level=logging.WARNING)
     else:
         ray.init(address=address, log_to_driver=False, namespace="avatarify", logging_level=logging.WARNING)
-    try:
-        if gpus_per_replica is None:
-            gpus_per_replica = 1.0 if wants_gpu and ray.cluster_resources().get("GPU", 0) > 0 else 0.0
-        serve.start(proxy_location=proxy_location, http_options={"host": host, "port": int(port)})
-        app = build_app(settings, num_replicas=replicas, min_replicas=min_replicas, max_replicas=max_replicas,
-                        target_sessions=target_sessions, gpus_per_replica=gpus_per_replica,
-                        cpus_per_replica=cpus_per_replica, max_replicas_per_node=max_replicas_per_node)
-        handle = serve.run(app, name=APP_NAME, route_prefix=route_prefix)
-        info = handle.info.remote().result(timeout_s=ready_timeout)
-    except BaseException:
-        _stop(embedded, APP_NAME)
-        raise
+    return embedded
+
+
+def deploy(settings, *, embedded: bool, host: str = "127.0.0.1", port: int = 8000,
+           proxy_location: str = "EveryNode", replicas: int | None = 1, min_replicas: int | None = None,
+           max_replicas: int | None = None, target_sessions: float = 4.0, gpus_per_replica: float | None = None,
+           cpus_per_replica: float = 1.0, max_replicas_per_node: int | None = None, wants_gpu: bool = False,
+           ready_timeout: float = 600.0, route_prefix: str = "/") -> Running:
+    """Serve on ``host:port`` and the application on the connected Ray (``ServerSettings`` in
+    ``settings``; ``loopback`` set when everything runs on 127.0.0.1); returns when every replica is up.
+    Deploying again replaces the application (new settings, same Ray)."""
+    from dataclasses import replace
+
+    import ray
+    from ray import serve
+
+    from avatarify_app.serve.app import APP_NAME, build_app
+
+    check_exposure(host, settings.token)
+    if gpus_per_replica is None:
+        gpus_per_replica = 1.0 if wants_gpu and ray.cluster_resources().get("GPU", 0) > 0 else 0.0
+    serve.start(proxy_location=proxy_location, http_options={"host": host, "port": int(port)})
+    app = build_app(replace(settings, loopback=embedded or settings.loopback), num_replicas=replicas,
+                    min_replicas=min_replicas, max_replicas=max_replicas, target_sessions=target_sessions,
+                    gpus_per_replica=gpus_per_replica, cpus_per_replica=cpus_per_replica,
+                    max_replicas_per_node=max_replicas_per_node)
+    handle = serve.run(app, name=APP_NAME, route_prefix=route_prefix)
+    info = handle.info.remote().result(timeout_s=ready_timeout)
     shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
     shown = f"[{shown}]" if ":" in shown else shown
     url = f"http://{shown}:{int(port)}" + ("" if route_prefix == "/" else route_prefix.rstrip("/"))
@@ -118,7 +120,24 @@ def start(settings, *, address: str | None = None, host: str = "127.0.0.1", port
     return Running(url, embedded, info, APP_NAME)
 
 
-def _stop(embedded: bool, app_name: str, grace: float = 10.0) -> None:
+def start(settings, *, address: str | None = None, host: str = "127.0.0.1", port: int = 8000,
+          num_cpus: int | None = None, **deploy_kw: Any) -> Running:
+    """Start Ray (or join ``address``), then ``deploy``; on any failure what was started is stopped."""
+    from avatarify_app.serve.app import APP_NAME
+
+    check_exposure(host, settings.token)
+    if not (address or os.environ.get("RAY_ADDRESS")):
+        check_port_free(host, int(port))
+    embedded = connect(address, num_cpus)
+    try:
+        return deploy(settings, embedded=embedded, host=host, port=port, **deploy_kw)
+    except BaseException:
+        shutdown(embedded, APP_NAME)
+        raise
+
+
+def shutdown(embedded: bool, app_name: str = "avatarify", grace: float = 10.0) -> None:
+    """Delete the application; an embedded Ray is shut down with every process this one started."""
     import psutil
     import ray
     from ray import serve

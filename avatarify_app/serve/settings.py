@@ -18,7 +18,7 @@ class ServerSettings:
     batching: bool = True
     max_batch_size: int = 8
     batch_wait_ms: float = 2.0
-    loopback: bool = True  # the embedded local Ray: keep the replica's own gRPC port on 127.0.0.1 too
+    loopback: bool = False  # every Ray node on 127.0.0.1: keep the replicas' own gRPC port there too
 
     def engine_config(self) -> EngineConfig:
         e = self.engine

@@ -78,6 +78,7 @@ class _Reply:
     frame: np.ndarray
     rtt_ms: float
     server_ms: float
+    engine_ms: float
 
 
 @dataclass
@@ -148,7 +149,9 @@ class RemoteEngine:
         self._timings: dict[str, float] = {}
         # Counters (for the bench, the soak and the tests).
         self.sent = self.received = self.dropped = self.stale = self.uploads = self.connections = 0
-        self.lost_events = 0
+        self.lost_events = self.bytes_up = self.bytes_down = 0
+        self.last_engine_ms = 0.0  # of the last returned frame: the server's engine alone (decode, encode not in it)
+        self.session_info: dict[str, Any] = {}  # the replica and node serving this session (WebSocket)
         link = WebSocketLink if transport == "websocket" else HttpLink
         self._link = link(self)
         self._link.start()
@@ -278,6 +281,7 @@ class RemoteEngine:
                 self._returned = reply.seq
                 self._held = reply.frame
                 self._timings = {"network": max(0.0, reply.rtt_ms - reply.server_ms), "server": reply.server_ms}
+                self.last_engine_ms = reply.engine_ms
             return self._held if self._held is not None else self._avatar[1]
 
     def timings(self) -> dict[str, float]:
@@ -298,7 +302,8 @@ class RemoteEngine:
         with self._cond:
             return {"status": self.status, "sent": self.sent, "received": self.received, "dropped": self.dropped,
                     "stale": self.stale, "uploads": self.uploads, "connections": self.connections,
-                    "in_flight": len(self._inflight), "lost_events": self.lost_events}
+                    "in_flight": len(self._inflight), "lost_events": self.lost_events,
+                    "bytes_up": self.bytes_up, "bytes_down": self.bytes_down}
 
     # ----------------------------------------------------------------- internals (hold _cond)
     def _bump(self) -> None:
@@ -342,7 +347,7 @@ class RemoteEngine:
         self._cond.notify_all()
 
     # ----------------------------------------------------------------- link callbacks (link thread)
-    def _on_reply(self, seq: int, data: bytes, server_ms: float) -> None:
+    def _on_reply(self, seq: int, data: bytes, server_ms: float, engine_ms: float = 0.0) -> None:
         t = time.perf_counter()
         try:
             frame = wire.decode_image(data, square=True)
@@ -358,7 +363,7 @@ class RemoteEngine:
             if sent.version != self._version or (self._newest is not None and seq < self._newest.seq):
                 self.stale += 1
                 return
-            self._newest = _Reply(seq, frame, (t - sent.t) * 1000.0, float(server_ms))
+            self._newest = _Reply(seq, frame, (t - sent.t) * 1000.0, float(server_ms), float(engine_ms))
 
     def _on_frame_failed(self, seq: int, message: str) -> None:
         with self._cond:

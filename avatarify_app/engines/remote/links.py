@@ -231,9 +231,10 @@ class WebSocketLink(_Link):
             self._send_state()
 
     def send_frame(self, seq: int, data: bytes, lms: np.ndarray | None) -> bool:
-        return self._send(wire.pack({"kind": "frame", "seq": seq, "format": self.engine.image_format,
-                                     "landmarks": None if lms is None else len(lms)},
-                                    data, wire.landmarks_bytes(lms)))
+        message = wire.pack({"kind": "frame", "seq": seq, "format": self.engine.image_format,
+                             "landmarks": None if lms is None else len(lms)}, data, wire.landmarks_bytes(lms))
+        self.engine.bytes_up += len(message)
+        return self._send(message)
 
     # --- messages from the server (link thread)
     def _on_control(self, message: dict[str, Any]) -> None:
@@ -243,6 +244,7 @@ class WebSocketLink(_Link):
             self._upload(message.get("id"))
         elif kind == "ready":
             with e._cond:
+                e.session_info = {k: message.get(k) for k in ("engine", "device", "replica", "node")}
                 if e._avatar is None or message.get("avatar") == e._avatar[0]:
                     if e._avatar is not None:
                         self._send_state()  # before any frame of this connection
@@ -274,9 +276,11 @@ class WebSocketLink(_Link):
                               "landmarks": None if lms is None else len(lms)}, data, wire.landmarks_bytes(lms)))
 
     def _on_data(self, message: bytes) -> None:
+        self.engine.bytes_down += len(message)
         header, parts = wire.unpack(message)
         if header.get("kind") == "frame" and isinstance(header.get("seq"), int) and parts:
-            self.engine._on_reply(header["seq"], parts[0], float(header.get("server_ms", 0.0)))
+            self.engine._on_reply(header["seq"], parts[0], float(header.get("server_ms", 0.0)),
+                                  float(header.get("engine_ms", 0.0)))
 
 
 class HttpLink(_Link):
@@ -371,30 +375,34 @@ class HttpLink(_Link):
             body["reference"] = wire.b64encode(wire.encode_image(ref, "png"))
             body["reference_landmarks"] = None if ref_lms is None else ref_lms.tolist()
         try:
-            self._pool.submit(self._post, seq, body, state["avatar"][0], e._version)
+            content = json.dumps(body).encode()
+            e.bytes_up += len(content)
+            self._pool.submit(self._post, seq, content, "reference" in body, state["avatar"][0], e._version)
         except RuntimeError:  # shut down
             return False
         return True
 
-    def _post(self, seq: int, body: dict[str, Any], avatar_id: str, version: int) -> None:
+    def _post(self, seq: int, content: bytes, inline_reference: bool, avatar_id: str, version: int) -> None:
         import httpx
 
         e = self.engine
         try:
-            response = e._http.post(wire.FRAME, json=body, headers={wire.ROUTE_HEADER: avatar_id},
-                                    timeout=e.lost_after + 1.0)
+            response = e._http.post(wire.FRAME, content=content, timeout=e.lost_after + 1.0,
+                                    headers={wire.ROUTE_HEADER: avatar_id, "Content-Type": "application/json"})
         except httpx.HTTPError as err:
             log.info("frame %d: %s", seq, err)
             e._on_frame_failed(seq, str(err))
             self.reset("unreachable")
             return
         if response.status_code == 200:
+            e.bytes_down += len(response.content)
             ref_id = response.headers.get("x-avatarify-reference-id")
-            if ref_id and "reference" in body:
+            if ref_id and inline_reference:
                 with e._cond:
                     if version == e._version:  # not a reference replaced since
                         self._reference_id = ref_id
-            e._on_reply(seq, response.content, float(response.headers.get("x-avatarify-server-ms", 0.0)))
+            e._on_reply(seq, response.content, float(response.headers.get("x-avatarify-server-ms", 0.0)),
+                        float(response.headers.get("x-avatarify-engine-ms", 0.0)))
             return
         code, message = error_message(response)
         e._on_frame_failed(seq, message)
