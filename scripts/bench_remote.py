@@ -107,7 +107,7 @@ def run_clients(url: str, n_clients: int, avatar, crops, frames: int, **engine_k
                 engine.predict(*crops[(k * 7 + i) % len(crops)])
             barrier.wait(120)
             rtt, server, engine_ms, outs = [], [], [], []
-            up0, down0, sent0 = engine.bytes_up, engine.bytes_down, engine.stats()["received"]
+            up0, down0, got0, new0 = engine.bytes_up, engine.bytes_down, engine.stats()["received"], engine.returned
             t0 = time.perf_counter()
             for i in range(frames):
                 outs.append(engine.predict(*crops[(k * 7 + 3 + i) % len(crops)]))
@@ -117,8 +117,9 @@ def run_clients(url: str, n_clients: int, avatar, crops, frames: int, **engine_k
                     server.append(t["server"])
                     engine_ms.append(engine.last_engine_ms)
             elapsed = time.perf_counter() - t0
-            got = max(1, engine.stats()["received"] - sent0)
-            results[k] = {"fps": frames / elapsed, "rtt": rtt, "server": server, "engine": engine_ms, "outs": outs,
+            got = max(1, engine.stats()["received"] - got0)
+            # fps: new animated frames the calls returned per second (a held frame is not one)
+            results[k] = {"fps": (engine.returned - new0) / elapsed, "rtt": rtt, "server": server, "engine": engine_ms, "outs": outs,
                           "up": (engine.bytes_up - up0) / got, "down": (engine.bytes_down - down0) / got,
                           "stats": engine.stats(), "replica": engine.session_info.get("replica")}
         finally:

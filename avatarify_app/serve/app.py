@@ -13,7 +13,6 @@ multiplexed model id, so the proxy routes a request carrying it in the
 animated through ``@serve.batch`` (one hop to the inference thread per batch) or one by one.
 """
 
-import asyncio
 import hashlib
 import hmac
 import json
@@ -24,82 +23,33 @@ from typing import Any
 import ray
 from fastapi import FastAPI, Request, WebSocket
 from fastapi.responses import JSONResponse, Response
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import ValidationError
 from ray import serve
-from starlette.websockets import WebSocketDisconnect
 
 from avatarify_app.config import MotionOptions
 from avatarify_app.engines.remote import wire
-from avatarify_app.errors import AvatarifyError, BadImageError, NoFaceError
+from avatarify_app.errors import AvatarifyError
+from avatarify_app.serve.schemas import (
+    ERRORS,
+    AvatarResponse,
+    AvatarUpload,
+    FrameRequest,
+    InfoResponse,
+    Unauthorized,
+    UnsupportedMedia,
+    error_of,
+    error_response,
+    json_body,
+)
 from avatarify_app.serve.service import FrameJob, FrameResult, Prepared, Service, SessionState
 from avatarify_app.serve.settings import ServerSettings
+from avatarify_app.serve.stream import StreamSession
 
 log = logging.getLogger(__name__)
 
 APP_NAME = "avatarify"
 MAX_AVATARS_PER_REPLICA = 8  # prepared avatars (engines) a replica keeps; least recently used go first
-MAX_SESSION_IN_FLIGHT = 4  # frames of one WebSocket session being animated at once; more are refused
 
-
-# ----------------------------------------------------------------------------- schemas (for /docs)
-class InfoResponse(BaseModel):
-    protocol: int
-    engine: str = Field(description="the engine this server runs")
-    device: str = Field(description="what runs it, e.g. 'cuda:0 NVIDIA A10 fp16 torch'")
-    size: int = Field(description="side of the square crops it takes and returns")
-    random_weights: bool
-    avatars: int = Field(description="avatars this replica holds")
-    formats: list[str]
-    max_avatar_bytes: int
-    max_message_bytes: int
-    max_side: int
-    frames: int = Field(description="frames this replica animated")
-    batches: int = Field(description="calls to the engine thread they took (fewer than frames: batched)")
-    max_batch: int
-    batching: bool
-    replica: str
-    node: str
-
-
-class AvatarUpload(BaseModel):
-    image: str = Field(description="the aligned square face crop, JPEG or PNG, base64")
-    landmarks: list[list[float]] | None = Field(None, description="face-mesh points [[x, y], ...] in the crop's "
-                                                "pixels (optional: the engine finds them)")
-
-
-class AvatarResponse(BaseModel):
-    avatar: str = Field(description="its id: SHA-256 of the decoded pixels and landmarks")
-    width: int
-    height: int
-
-
-class FrameRequest(BaseModel):
-    avatar: str = Field(description="id from POST /v1/avatars")
-    image: str = Field(description="the aligned square driving crop, JPEG or PNG, base64")
-    landmarks: list[list[float]] | None = None
-    reference: str | None = Field(None, description="the reference crop (no motion), base64; or reference_id")
-    reference_landmarks: list[list[float]] | None = None
-    reference_id: str | None = Field(None, description="id from a previous answer's X-Avatarify-Reference-Id")
-    relative: bool = True
-    adapt_scale: bool = True
-    controls: dict[str, Any] = Field(default_factory=dict, description="live options of the engine")
-    format: str = Field("jpeg", description="jpeg or png (lossless)")
-    quality: int = Field(wire.DEFAULT_QUALITY, ge=1, le=100)
-
-
-class ErrorResponse(BaseModel):
-    code: str
-    message: str
-    hint: str = ""
-
-
-def _json_body(model: type[BaseModel], extra: dict[str, Any] | None = None) -> dict[str, Any]:
-    content = {"application/json": {"schema": model.model_json_schema()}}
-    content.update(extra or {})
-    return {"requestBody": {"required": True, "content": content}}
-
-
-ERRORS = {code: {"model": ErrorResponse} for code in (400, 401, 404, 409, 413, 422)}
 
 api = FastAPI(
     title="avatarify remote engine",
@@ -110,33 +60,11 @@ api = FastAPI(
 )
 
 
-def _error(status: int, code: str, message: str, hint: str = "") -> JSONResponse:
-    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
-    return JSONResponse({"code": code, "message": message, "hint": hint}, status_code=status, headers=headers)
-
-
-def error_of(err: Exception) -> tuple[int, str, str, str]:
-    """(status, code, message, hint) for an exception; never a stack trace."""
-    if isinstance(err, wire.WireError):
-        return err.status, err.code, err.message, err.hint
-    if isinstance(err, NoFaceError):
-        return 422, "no_face", err.message, err.hint
-    if isinstance(err, BadImageError):
-        return 422, "bad_image", err.message, err.hint
-    if isinstance(err, ValidationError):
-        first = err.errors()[0] if err.errors() else {}
-        where = ".".join(str(p) for p in first.get("loc", ()))
-        return 422, "bad_request", f"{where}: {first.get('msg', 'invalid')}" if where else str(first.get("msg")), ""
-    if isinstance(err, AvatarifyError):
-        return 400, "bad_request", err.message, err.hint
-    return 500, "engine_error", "The engine failed on this request (the server log has the details).", ""
-
-
 @api.exception_handler(AvatarifyError)
 @api.exception_handler(ValidationError)
 async def _request_error(request: Request, err: Exception) -> JSONResponse:
     """Bad input (wire, image, face, JSON schema): 4xx with a message, never a stack trace."""
-    return _error(*error_of(err))
+    return error_response(*error_of(err))
 
 
 async def read_body(request: Request, limit: int) -> bytes:
@@ -180,182 +108,6 @@ def keep_internal_grpc_on_loopback() -> None:
 
 
 # ----------------------------------------------------------------------------- sessions
-class _Busy(wire.WireError):
-    status = 429
-    code = "busy"
-
-    def __init__(self) -> None:
-        super().__init__(f"More than {MAX_SESSION_IN_FLIGHT} frames of this session are on the way; this one is dropped.",
-                         "Wait for answers before sending more frames.")
-
-
-
-class _Unauthorized(wire.WireError):
-    status = 401
-    code = "unauthorized"
-
-    def __init__(self) -> None:
-        super().__init__("wrong or missing token", "Send the server's token as `Authorization: Bearer TOKEN`.")
-
-
-class _UnsupportedMedia(wire.WireError):
-    status = 415
-    code = "unsupported_media"
-
-    def __init__(self, kind: str) -> None:
-        super().__init__(f"Content-Type {kind or 'none'} is not accepted here.",
-                         "Send image/jpeg, image/png or application/json.")
-
-
-class StreamSession:
-    """One client session over a WebSocket (see docs/REMOTE.md for the messages)."""
-
-    def __init__(self, server: "EngineServer", websocket: WebSocket) -> None:
-        self.server = server
-        self.ws = websocket
-        self.state = SessionState()
-        self.avatar_id: str | None = None
-        self.fmt, self.quality = "jpeg", wire.DEFAULT_QUALITY
-        self._send_lock = asyncio.Lock()
-        self._tasks: set[asyncio.Task] = set()
-
-    async def run(self) -> None:
-        try:
-            while True:
-                message = await self.ws.receive()
-                if message["type"] == "websocket.disconnect":
-                    break
-                try:
-                    if message.get("text") is not None:
-                        await self.control(wire.parse_json(message["text"]))
-                    elif message.get("bytes") is not None:
-                        await self.data(message["bytes"])
-                except Exception as err:  # a bad message is answered, the session goes on
-                    await self.send_error(err)
-        except (WebSocketDisconnect, RuntimeError):
-            pass
-        finally:
-            for task in self._tasks:
-                task.cancel()
-
-    async def send_json(self, message: dict[str, Any]) -> None:
-        async with self._send_lock:
-            await self.ws.send_text(json.dumps(message))
-
-    async def send_error(self, err: Exception, **extra: Any) -> None:
-        status, code, message, hint = error_of(err)
-        if status >= 500:
-            log.error("stream request failed", exc_info=err)
-        try:
-            await self.send_json({"type": "error", "code": code, "message": message, "hint": hint, **extra})
-        except Exception:  # the socket is gone
-            log.debug("could not send an error", exc_info=True)
-
-    # --- control (JSON text)
-    async def control(self, message: dict[str, Any]) -> None:
-        kind = message.get("type")
-        if kind == "hello":
-            if message.get("protocol") != wire.PROTOCOL:
-                raise wire.WireError(f"This server speaks protocol {wire.PROTOCOL}, not {message.get('protocol')}.",
-                                     "Run the same version of the app on both machines.")
-            self.fmt, self.quality = wire.check_format(message.get("format"), message.get("quality"))
-            await self.use_avatar(message.get("avatar"))
-        elif kind == "avatar":
-            await self.use_avatar(wire.check_id(message.get("id")))
-        elif kind == "options":
-            controls = message.get("controls") or {}
-            if not isinstance(controls, dict):
-                raise wire.WireError("controls must be an object.")
-            motion = wire.Motion.from_json(message)
-            self.state.changed(motion=MotionOptions(motion.relative, motion.adapt_scale), controls=dict(controls))
-        elif kind == "reference":
-            if message.get("clear") is not True:
-                raise wire.WireError("A reference message in JSON only clears it ({\"clear\": true}); "
-                                     "a reference image is a binary message.")
-            self.state.changed(reference=None)
-        else:
-            raise wire.WireError(f"Unknown message type {kind!r}.", "See docs/REMOTE.md for the messages.")
-
-    async def use_avatar(self, avatar_id: Any) -> None:
-        if avatar_id is None:
-            self.avatar_id = None
-            await self.send_ready()
-            return
-        avatar_id = wire.check_id(avatar_id)
-        if avatar_id not in self.server.service.avatars:
-            self.avatar_id = None
-            await self.send_json({"type": "need_avatar", "id": avatar_id})
-            return
-        await self.server.prepared(avatar_id)
-        self.avatar_id = avatar_id
-        await self.send_ready()
-
-    async def send_ready(self) -> None:
-        await self.send_json({"type": "ready", "avatar": self.avatar_id, **self.server.info()})
-
-    # --- data (binary)
-    async def data(self, message: bytes) -> None:
-        header, parts = wire.unpack(message)
-        kind = header.get("kind")
-        if kind == "frame":
-            seq = header.get("seq")
-            if not isinstance(seq, int):
-                raise wire.WireError("A frame needs an integer seq.")
-            if len(parts) not in (1, 2):
-                raise wire.WireError("A frame has an image part and an optional landmark part.")
-            if self.avatar_id is None:
-                await self.send_error(wire.WireError("No avatar yet.", "Send hello with an avatar first."), seq=seq)
-                return
-            if len(self._tasks) >= MAX_SESSION_IN_FLIGHT:
-                await self.send_error(_Busy(), seq=seq)
-                return
-            fmt = header.get("format", "jpeg")
-            if fmt not in wire.FORMATS:
-                raise wire.WireError(f"Unknown image format {fmt!r}.")
-            job_parts = (parts[0], parts[1] if len(parts) > 1 else b"", header.get("landmarks"))
-            task = asyncio.get_running_loop().create_task(self.frame(seq, *job_parts, time.perf_counter()))
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
-        elif kind == "reference":
-            _ref_id, reference = self.server.service.add_reference(
-                parts[0] if parts else b"", (parts[1] if len(parts) > 1 else b"", header.get("landmarks")))
-            self.state.changed(reference=reference)
-        elif kind == "avatar":
-            avatar = self.server.service.add_avatar(parts[0] if parts else b"",
-                                                    (parts[1] if len(parts) > 1 else b"", header.get("landmarks")),
-                                                    max_bytes=wire.MAX_MESSAGE_BYTES)
-            if header.get("id") not in (None, avatar.id):
-                raise wire.WireError("The avatar's id does not match its content.",
-                                     "The id is the SHA-256 of the decoded pixels and landmarks (wire.content_id).")
-            await self.use_avatar(avatar.id)
-        else:
-            raise wire.WireError(f"Unknown binary message kind {kind!r}.", "See docs/REMOTE.md for the messages.")
-
-    async def frame(self, seq: int, data: bytes, lms: bytes, count: int | None, t0: float) -> None:
-        try:
-            try:
-                prepared = await self.server.prepared(self.avatar_id)
-            except wire.WireError as err:
-                if err.code == "unknown_avatar":
-                    await self.send_error(err, seq=seq, id=self.avatar_id)
-                    self.avatar_id = None
-                    return
-                raise
-            job = FrameJob(prepared, self.state, data, lms, count, self.fmt, self.quality, seq, t0)
-            result = await self.server.animate(job)
-            if result.error is not None:
-                await self.send_error(result.error, seq=seq)
-                return
-            header = {"kind": "frame", "seq": seq, "format": result.fmt,
-                      "server_ms": round((time.perf_counter() - t0) * 1000, 3), "engine_ms": round(result.engine_ms, 3)}
-            async with self._send_lock:
-                await self.ws.send_bytes(wire.pack(header, result.data))
-        except asyncio.CancelledError:
-            raise
-        except Exception as err:
-            await self.send_error(err, seq=seq)
-
-
 # ----------------------------------------------------------------------------- the deployment
 # (Serve pickles the class when it is decorated: everything it uses is defined above.)
 @serve.deployment(name="engine", max_ongoing_requests=256)
@@ -393,7 +145,7 @@ class EngineServer:
 
     def check(self, request: Request) -> None:
         if not self.authorized(request.headers, request.query_params):
-            raise _Unauthorized()
+            raise Unauthorized()
 
     def info(self) -> dict[str, Any]:
         return {**self.service.info(), "batching": self.settings.batching, "replica": self.replica,
@@ -428,7 +180,7 @@ class EngineServer:
         return self.info()
 
     @api.post(wire.AVATARS, summary="Upload an avatar (an aligned square face crop)", response_model=AvatarResponse,
-              responses=ERRORS, openapi_extra=_json_body(AvatarUpload, {
+              responses=ERRORS, openapi_extra=json_body(AvatarUpload, {
                   "image/jpeg": {"schema": {"type": "string", "format": "binary"}},
                   "image/png": {"schema": {"type": "string", "format": "binary"}}}))
     async def upload_avatar(self, request: Request) -> dict[str, Any]:
@@ -441,7 +193,7 @@ class EngineServer:
                 await read_body(request, _b64_limit(wire.MAX_AVATAR_BYTES)), _b64_limit(wire.MAX_AVATAR_BYTES)))
             data, landmarks = wire.b64decode(body.image, "image"), body.landmarks
         else:
-            raise _UnsupportedMedia(kind)
+            raise UnsupportedMedia(kind)
         avatar = self.service.add_avatar(data, landmarks)
         await self.prepared(avatar.id)  # prepared here: NoFaceError answers now, and routing finds it
         return {"avatar": avatar.id, "width": int(avatar.image.shape[1]), "height": int(avatar.image.shape[0])}
@@ -449,7 +201,7 @@ class EngineServer:
     @api.post(wire.FRAME, summary="Animate one driving crop (one-shot)", responses={
         200: {"content": {"image/jpeg": {}, "image/png": {}}, "description": "the animated crop; headers "
               "X-Avatarify-Server-Ms, X-Avatarify-Engine-Ms and (when a reference was sent) X-Avatarify-Reference-Id"},
-        **ERRORS}, openapi_extra=_json_body(FrameRequest))
+        **ERRORS}, openapi_extra=json_body(FrameRequest))
     async def frame(self, request: Request) -> Response:
         t0 = time.perf_counter()
         self.check(request)

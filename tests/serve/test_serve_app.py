@@ -260,21 +260,27 @@ def test_two_in_flight_overlap_and_jpeg_and_http_transport(server, avatar_crop, 
             assert mad(outs[0], avatar_crop[0]) == 0.0  # nothing back yet: the avatar, not the face
         diffs = [mad(outs[i], local_outputs[i - lag]) for i in range(lag, n)]
         assert diffs[0] < 6.0 and max(diffs[1:]) < 3.0, (kwargs, diffs)  # JPEG both ways costs a little
-        # The server had this avatar (same content, same id) from the test before: the stream
-        # did not upload it again; the HTTP transport posts it once.
-        assert stats["uploads"] == (1 if kwargs.get("transport") == "http" else 0), stats
-        assert stats["dropped"] == 0 and stats["sent"] == n
+        assert stats["uploads"] <= 1 and stats["dropped"] == 0 and stats["sent"] == n, stats
+    # The avatar is known by its content now: another session with it does not upload it again.
+    again = remote(server)
+    try:
+        again.set_source(*avatar_crop)
+        assert again.status == "connected" and again.stats()["uploads"] == 0
+    finally:
+        again.close()
 
 
 def test_concurrent_clients_are_batched(server, http, avatar_crop, driving_crops):
     before = http.get(wire.INFO, headers=AUTH).json()
     results: dict[int, list] = {}
+    received: dict[int, int] = {}
 
     def client(k: int) -> None:
         engine = remote(server, max_in_flight=2)
         try:
             engine.set_source(*avatar_crop)
             results[k] = [engine.predict(*c) for c in driving_crops[k : k + 16]]
+            received[k] = engine.stats()["received"]
         finally:
             engine.close()
 
@@ -287,7 +293,8 @@ def test_concurrent_clients_are_batched(server, http, avatar_crop, driving_crops
     assert sorted(results) == [0, 1, 2]
     assert all(max(mad(o, avatar_crop[0]) for o in outs) > 3.0 for outs in results.values())
     frames, batches = after["frames"] - before["frames"], after["batches"] - before["batches"]
-    assert frames == 48 and batches < frames and after["max_batch"] >= 2  # several sessions per engine call
+    assert 48 >= frames >= sum(received.values()) >= 45  # (a frame still on the way at close may be dropped)
+    assert batches < frames and after["max_batch"] >= 2  # several sessions' frames per engine call
 
 
 def test_slow_link_lowers_fps_and_nothing_grows(server, avatar_crop, driving_crops):

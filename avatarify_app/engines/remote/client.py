@@ -13,7 +13,8 @@ A frame that finds the pipe full is dropped, not queued, and a reply computed be
 reference or options changed is dropped as stale.
 
 When the server goes away ``status`` says "server lost, reconnecting" (at once when the socket
-closes; after ``lost_after`` seconds when replies stop), ``predict`` returns the last animated
+closes; when replies stop for ``lost_after`` seconds, or four round trips of this server when
+those are longer: a slow engine is not a lost server), ``predict`` returns the last animated
 frame (or the avatar itself, never the driving face) without blocking, and a link thread
 reconnects with backoff, re-uploads the avatar and re-sends the reference.
 
@@ -34,12 +35,12 @@ import numpy as np
 
 from avatarify_app.config import EngineConfig, MotionOptions
 from avatarify_app.engines.remote import TOKEN_ENV, server_problem, wire
+from avatarify_app.engines.remote.http_link import HttpLink
 from avatarify_app.engines.remote.links import (
     BAD_TOKEN,
     CONNECTED,
     CONNECTING,
     LOST,
-    HttpLink,
     WebSocketLink,
     error_message,
 )
@@ -91,7 +92,7 @@ class RemoteEngine:
     """``Engine`` (engines/base.py) that animates on a `serve` server (see the module doc).
 
     ``status``: "connecting", "connected", "server lost, reconnecting", "wrong or missing token",
-    "uploading the avatar" or "server error: ..." (for a status bar). ``device`` names the server
+    or "uploading the avatar" (for a status bar). ``device`` names the server
     and what runs the engine there; ``timings()`` splits the last frame's round trip into
     ``network`` and ``server`` milliseconds.
     """
@@ -147,9 +148,11 @@ class RemoteEngine:
         self._returned = 0  # seq of the last reply predict returned
         self._held: np.ndarray | None = None  # what predict returns when nothing new came
         self._timings: dict[str, float] = {}
+        self._rtt_s: float | None = None  # smoothed round trip (seconds)
+        self._last_heard = 0.0  # when the last answer came
         # Counters (for the bench, the soak and the tests).
         self.sent = self.received = self.dropped = self.stale = self.uploads = self.connections = 0
-        self.lost_events = self.bytes_up = self.bytes_down = 0
+        self.lost_events = self.bytes_up = self.bytes_down = self.returned = 0
         self.last_engine_ms = 0.0  # of the last returned frame: the server's engine alone (decode, encode not in it)
         self.session_info: dict[str, Any] = {}  # the replica and node serving this session (WebSocket)
         link = WebSocketLink if transport == "websocket" else HttpLink
@@ -275,10 +278,11 @@ class RemoteEngine:
                 now = time.perf_counter()
                 if self._check_silence(now):
                     break
-                self._cond.wait(min(0.05, max(0.001, self.lost_after - (now - t_call))))
+                self._cond.wait(0.05)
             reply = self._newest
             if reply is not None and reply.seq > self._returned:
                 self._returned = reply.seq
+                self.returned += 1
                 self._held = reply.frame
                 self._timings = {"network": max(0.0, reply.rtt_ms - reply.server_ms), "server": reply.server_ms}
                 self.last_engine_ms = reply.engine_ms
@@ -300,7 +304,8 @@ class RemoteEngine:
     def stats(self) -> dict[str, Any]:
         """Counters since start (frames sent, received, dropped, stale, uploads, reconnects)."""
         with self._cond:
-            return {"status": self.status, "sent": self.sent, "received": self.received, "dropped": self.dropped,
+            return {"status": self.status, "sent": self.sent, "received": self.received, "returned": self.returned,
+                    "dropped": self.dropped,
                     "stale": self.stale, "uploads": self.uploads, "connections": self.connections,
                     "in_flight": len(self._inflight), "lost_events": self.lost_events,
                     "bytes_up": self.bytes_up, "bytes_down": self.bytes_down}
@@ -325,12 +330,19 @@ class RemoteEngine:
         else:
             self._inflight.pop(seq, None)
 
+    def silence_limit(self) -> float:
+        """Seconds without an answer after which the server counts as lost: ``lost_after``, or four
+        recent round trips (a slow engine, e.g. FOMM on a CPU), or 10 s before the first answer."""
+        if self._rtt_s is None:
+            return max(self.lost_after, 10.0)
+        return max(self.lost_after, 4.0 * self._rtt_s)
+
     def _check_silence(self, now: float) -> bool:
         """True (and the link told to reconnect) when the oldest frame on the way waited too long."""
         if not self._inflight:
             return False
         oldest = min(s.t for s in self._inflight.values())
-        if now - oldest <= self.lost_after:
+        if now - max(oldest, self._last_heard) <= self.silence_limit():
             return False
         log.warning("no reply from %s for %.1f s; reconnecting", self.server, now - oldest)
         self._link.reset("no reply")
@@ -356,6 +368,7 @@ class RemoteEngine:
             frame = None
         with self._cond:
             sent = self._inflight.pop(seq, None)
+            self._last_heard = t
             self._cond.notify_all()
             if frame is None or sent is None:
                 return
@@ -364,6 +377,8 @@ class RemoteEngine:
                 self.stale += 1
                 return
             self._newest = _Reply(seq, frame, (t - sent.t) * 1000.0, float(server_ms), float(engine_ms))
+            rtt = t - sent.t
+            self._rtt_s = rtt if self._rtt_s is None else 0.8 * self._rtt_s + 0.2 * rtt
 
     def _on_frame_failed(self, seq: int, message: str) -> None:
         with self._cond:
