@@ -107,9 +107,8 @@ def keep_internal_grpc_on_loopback() -> None:
     replica_module.add_port_to_grpc_server = bind
 
 
-# ----------------------------------------------------------------------------- sessions
 # ----------------------------------------------------------------------------- the deployment
-# (Serve pickles the class when it is decorated: everything it uses is defined above.)
+# (Serve pickles the class when it is decorated: what it uses is defined or imported above it.)
 @serve.deployment(name="engine", max_ongoing_requests=256)
 @serve.ingress(api)
 class EngineServer:

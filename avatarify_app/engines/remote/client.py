@@ -332,9 +332,10 @@ class RemoteEngine:
 
     def silence_limit(self) -> float:
         """Seconds without an answer after which the server counts as lost: ``lost_after``, or four
-        recent round trips (a slow engine, e.g. FOMM on a CPU), or 10 s before the first answer."""
+        recent round trips (a slow or busy engine, e.g. FOMM on a CPU), or 30 s before the first
+        answer (a cold engine behind other clients' frames)."""
         if self._rtt_s is None:
-            return max(self.lost_after, 10.0)
+            return max(self.lost_after, 30.0)
         return max(self.lost_after, 4.0 * self._rtt_s)
 
     def _check_silence(self, now: float) -> bool:
