@@ -346,6 +346,7 @@ def test_lost_link_holds_the_last_frame_then_reconnects(server, avatar_crop, dri
         relay.cut(3.0)  # the server is gone for 3 s: connections closed, new ones refused
         assert wait_for(lambda: engine.status == "server lost, reconnecting", 2.0)
         assert time.monotonic() - t_cut < 2.0
+        assert engine.device.endswith("[server lost, reconnecting]")  # what the live stats show
         last = engine.predict(*driving_crops[10])  # (a reply that came just before the cut may show once)
         held = []
         for c in driving_crops[10:20]:

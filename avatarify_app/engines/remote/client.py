@@ -131,7 +131,7 @@ class RemoteEngine:
         self.size = int(info["size"])
         self.server_engine = str(info["engine"])
         self.server_device = str(info["device"])
-        self.device = f"remote {self.server} -> {self.server_engine} on {self.server_device}"
+        self._where = f"remote {self.server} -> {self.server_engine} on {self.server_device}"
         self.status = CONNECTING
         self.options = options or MotionOptions()
         # Session state (guarded by _cond), mirrored on the server.
@@ -158,6 +158,12 @@ class RemoteEngine:
         link = WebSocketLink if transport == "websocket" else HttpLink
         self._link = link(self)
         self._link.start()
+
+    @property
+    def device(self) -> str:
+        """Where it runs, e.g. "remote http://gpu-box:8000 -> fomm on cuda:0 NVIDIA L4 fp16 torch",
+        with the link's status while it is not connected (the live stats and status bar show it)."""
+        return self._where if self.status == CONNECTED else f"{self._where} [{self.status}]"
 
     @classmethod
     def from_config(cls, config: EngineConfig, motion: MotionOptions | None = None) -> RemoteEngine:
@@ -353,6 +359,8 @@ class RemoteEngine:
     def _lost_locked(self) -> None:
         if self._ready or self.status != LOST:
             self.lost_events += 1
+            if self.status == CONNECTED:
+                log.warning("%s: server lost, reconnecting (the output keeps the last animated frame)", self.server)
         self._ready = False
         self._inflight.clear()
         if self.status != BAD_TOKEN:
@@ -390,6 +398,8 @@ class RemoteEngine:
     def _on_ready(self) -> None:
         with self._cond:
             self._ready = self._avatar is not None
+            if self.status != CONNECTED and self.lost_events:
+                log.warning("%s: connected again", self.server)
             self.status = CONNECTED
             self._cond.notify_all()
 
