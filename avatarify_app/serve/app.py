@@ -47,7 +47,6 @@ from avatarify_app.serve.stream import StreamSession
 
 log = logging.getLogger(__name__)
 
-APP_NAME = "avatarify"
 MAX_AVATARS_PER_REPLICA = 8  # prepared avatars (engines) a replica keeps; least recently used go first
 
 

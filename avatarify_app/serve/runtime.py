@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from avatarify_app.errors import ConfigError
+from avatarify_app.serve.settings import APP_NAME
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +63,7 @@ class Running:
     url: str
     embedded: bool
     info: dict[str, Any] = field(default_factory=dict)
-    app_name: str = "avatarify"
+    app_name: str = APP_NAME
 
     def stop(self) -> None:
         """Delete the application; the embedded Ray is shut down (with every process it started),
@@ -101,7 +102,7 @@ def deploy(settings, *, embedded: bool, host: str = "127.0.0.1", port: int = 800
     import ray
     from ray import serve
 
-    from avatarify_app.serve.app import APP_NAME, build_app
+    from avatarify_app.serve.app import build_app
 
     check_exposure(host, settings.token)
     if gpus_per_replica is None:
@@ -123,8 +124,6 @@ def deploy(settings, *, embedded: bool, host: str = "127.0.0.1", port: int = 800
 def start(settings, *, address: str | None = None, host: str = "127.0.0.1", port: int = 8000,
           num_cpus: int | None = None, **deploy_kw: Any) -> Running:
     """Start Ray (or join ``address``), then ``deploy``; on any failure what was started is stopped."""
-    from avatarify_app.serve.app import APP_NAME
-
     check_exposure(host, settings.token)
     if not (address or os.environ.get("RAY_ADDRESS")):
         check_port_free(host, int(port))
@@ -136,7 +135,7 @@ def start(settings, *, address: str | None = None, host: str = "127.0.0.1", port
         raise
 
 
-def shutdown(embedded: bool, app_name: str = "avatarify", grace: float = 10.0) -> None:
+def shutdown(embedded: bool, app_name: str = APP_NAME, grace: float = 10.0) -> None:
     """Delete the application; an embedded Ray is shut down with every process this one started."""
     import psutil
     import ray

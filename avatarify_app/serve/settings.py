@@ -7,6 +7,8 @@ from typing import Any
 
 from avatarify_app.config import EngineConfig
 
+APP_NAME = "avatarify"  # the Serve application's name
+
 
 @dataclass(frozen=True)
 class ServerSettings:
