@@ -255,10 +255,10 @@ def test_two_in_flight_overlap_and_jpeg_and_http_transport(server, avatar_crop, 
             stats = engine.stats()
         finally:
             engine.close()
-        lag = kwargs["max_in_flight"] - 1  # with 2 in flight a call returns the previous crop's frame
-        if lag:
+        lag = kwargs["max_in_flight"] - 1  # with 2 in flight a call returns the newest frame back: the
+        if lag:  # previous crop's, or this one's when both came back meanwhile
             assert mad(outs[0], avatar_crop[0]) == 0.0  # nothing back yet: the avatar, not the face
-        diffs = [mad(outs[i], local_outputs[i - lag]) for i in range(lag, n)]
+        diffs = [min(mad(outs[i], local_outputs[j]) for j in range(i - lag, i + 1)) for i in range(lag, n)]
         assert diffs[0] < 6.0 and max(diffs[1:]) < 3.0, (kwargs, diffs)  # JPEG both ways costs a little
         assert stats["uploads"] <= 1 and stats["dropped"] == 0 and stats["sent"] == n, stats
     # The avatar is known by its content now: another session with it does not upload it again.
