@@ -128,8 +128,9 @@ def test_token_is_required_and_checked(server, http):
     from websockets.exceptions import InvalidStatus
     from websockets.sync.client import connect
 
-    with pytest.raises(InvalidStatus) as refused:
-        connect(server.url.replace("http", "ws") + wire.STREAM, additional_headers={"Authorization": "Bearer no"})
+    with pytest.raises(InvalidStatus) as refused, \
+            connect(server.url.replace("http", "ws") + wire.STREAM, additional_headers={"Authorization": "Bearer no"}):
+        pass
     assert refused.value.response.status_code in (401, 403)
 
 

@@ -8,6 +8,7 @@ HTTP POST per frame. Both connect, reconnect with backoff, and call back into th
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import threading
@@ -131,17 +132,28 @@ class WebSocketLink(Link):
         with e._cond:
             if e._avatar is not None:
                 headers[wire.ROUTE_HEADER] = e._avatar[0]  # to a replica that has the avatar
-        try:
-            ws = connect(websocket_url(e.server), additional_headers=headers, open_timeout=e.connect_timeout,
-                         max_size=wire.MAX_MESSAGE_BYTES, compression=None, ping_interval=5, ping_timeout=5,
-                         close_timeout=1)
-        except InvalidStatus as err:
-            code = err.response.status_code
-            log.warning("the server refused the stream (%s)", code)
-            return BAD_TOKEN if code in (401, 403) else LOST
-        except (OSError, TimeoutError, InvalidHandshake, ConnectionClosed) as err:
-            log.info("cannot connect to %s: %s", e.server, err)
-            return LOST
+        with contextlib.ExitStack() as stack:
+            try:
+                # Entered as a context manager: websockets 17 connects only then (earlier versions
+                # connect at once and accept it too).
+                ws = stack.enter_context(connect(
+                    websocket_url(e.server), additional_headers=headers, open_timeout=e.connect_timeout,
+                    max_size=wire.MAX_MESSAGE_BYTES, compression=None, ping_interval=5, ping_timeout=5,
+                    close_timeout=1))
+            except InvalidStatus as err:
+                code = err.response.status_code
+                log.warning("the server refused the stream (%s)", code)
+                return BAD_TOKEN if code in (401, 403) else LOST
+            except (OSError, TimeoutError, InvalidHandshake, ConnectionClosed) as err:
+                log.info("cannot connect to %s: %s", e.server, err)
+                return LOST
+            return self._session(ws)
+
+    def _session(self, ws) -> str:
+        """Run one connected stream until it closes, is reset or the link stops."""
+        from websockets.exceptions import ConnectionClosed
+
+        e = self.engine
         self._ws = ws
         self._reset_reason = None
         self._connected()
