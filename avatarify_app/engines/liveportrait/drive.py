@@ -44,7 +44,13 @@ import torch
 from torch import nn
 
 from avatarify_app.engines.liveportrait.ratios import OpenRatios
-from avatarify_app.motion import apply_stitching, headpose_to_degrees, retarget_eye, retarget_lip, rotation_matrix
+from avatarify_app.motion import (
+    apply_stitching,
+    headpose_to_degrees,
+    retarget_eye,
+    retarget_lip,
+    rotation_matrix,
+)
 
 log = logging.getLogger(__name__)
 
@@ -162,8 +168,7 @@ def compose(source: Keypoints, driving: Keypoints, reference: Keypoints | None, 
 
 def hull_volume(x: torch.Tensor) -> float:
     """Volume of the convex hull of Nx3 points (scipy's Qhull); 0 when they span no volume."""
-    from scipy.spatial import ConvexHull
-    from scipy.spatial import QhullError
+    from scipy.spatial import ConvexHull, QhullError
 
     pts = x.detach().reshape(-1, 3).double().cpu().numpy()
     try:

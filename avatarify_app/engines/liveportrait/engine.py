@@ -29,7 +29,14 @@ import torch
 
 from avatarify_app.config import EngineConfig, MotionOptions
 from avatarify_app.engines.device import describe_device, resolve_device
-from avatarify_app.engines.liveportrait.crop import DRIVING_RULE, SOURCE_RULE, PasteBack, Window, cut, window_for
+from avatarify_app.engines.liveportrait.crop import (
+    DRIVING_RULE,
+    SOURCE_RULE,
+    PasteBack,
+    Window,
+    cut,
+    window_for,
+)
 from avatarify_app.engines.liveportrait.drive import FOLLOW, REGIONS, DriveSettings, KeypointDriver, Keypoints
 from avatarify_app.engines.liveportrait.ratios import OpenRatios, open_ratios
 from avatarify_app.engines.liveportrait.runtime import make_runtime, resolve_backend
@@ -91,11 +98,12 @@ class LivePortraitEngine:
     def __init__(self, models: LivePortraitModels, *, device: str | torch.device = "cpu", half: bool | None = None,
                  backend: str = "auto", options: MotionOptions | None = None,
                  controls: Mapping[str, Any] | None = None, size: int = CROP_SIZE,
-                 output_size: int = OUTPUT_SIZE, input_size: int = INPUT_SIZE) -> None:
+                 output_size: int = OUTPUT_SIZE, input_size: int | None = None) -> None:
         self._device = resolve_device(device) if isinstance(device, str) else torch.device(device)
         self.half = (self._device.type == "cuda") if half is None else bool(half)
         self.backend = resolve_backend(backend, self._device, self.half)
-        self.size, self.output_size, self.input_size = int(size), int(output_size), int(input_size)
+        self.size, self.output_size = int(size), int(output_size)
+        self.input_size = int(INPUT_SIZE if input_size is None else input_size)
         self.runtime = make_runtime(self.backend, models, self._device, self.half)
         mlps = models.stitching_retargeting_module
         self._mlps = None if mlps is None else {k: m.to(self._device).float().eval() for k, m in mlps.items()}

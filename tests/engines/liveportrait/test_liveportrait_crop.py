@@ -30,7 +30,7 @@ def turn(points: np.ndarray, degrees: float, centre=(256.0, 256.0), shift=(0.0, 
 
 
 def test_source_crop_on_real_portraits(portraits):
-    for name, (crop, lms) in portraits.items():
+    for name, (_crop, lms) in portraits.items():
         w = window_for(lms, SOURCE_RULE)
         # about 0.8 of our crop's side: from a 512 crop, the 256 network input is never enlarged
         assert 0.75 * 512 < w.side < 0.9 * 512, name
