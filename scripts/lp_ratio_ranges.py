@@ -28,7 +28,7 @@ QUANTILES = (0, 5, 25, 50, 75, 95, 100)
 
 
 def default_files() -> list[Path]:
-    files = sorted((ROOT / "assets" / "avatars").glob("*.png")) + [ROOT / "assets" / "demo" / "driving.mp4"]
+    files = [*sorted((ROOT / "assets" / "avatars").glob("*.png")), ROOT / "assets" / "demo" / "driving.mp4"]
     media = ROOT.parent / "shared" / "media"
     if media.is_dir():
         files += sorted(media.iterdir())
