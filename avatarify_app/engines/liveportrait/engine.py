@@ -105,6 +105,7 @@ class LivePortraitEngine:
         self.size, self.output_size = int(size), int(output_size)
         self.input_size = int(INPUT_SIZE if input_size is None else input_size)
         self.runtime = make_runtime(self.backend, models, self._device, self.half)
+        self.half = bool(getattr(self.runtime, "half", self.half))  # what really runs (no autocast on mps)
         mlps = models.stitching_retargeting_module
         self._mlps = None if mlps is None else {k: m.to(self._device).float().eval() for k, m in mlps.items()}
         self.options = options or MotionOptions()

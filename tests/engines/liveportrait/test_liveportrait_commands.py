@@ -88,3 +88,10 @@ def test_cli_bench_full_size_random_weights_json():
                           cwd=root, capture_output=True, text=True, timeout=900, check=True)
     data = json.loads(proc.stdout.strip().splitlines()[-1])
     assert data["engine"] == "liveportrait" and data["ms_per_frame"] > 0
+
+
+def test_evaluate_json(tiny_args, clip, capsys):
+    assert main(["evaluate", "--video", str(clip), *tiny_args, "--max-frames", "3", "--no-landmark-metrics",
+                 "--json"]) == 0
+    report = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert report["frames"] >= 2 and report["l1"] is not None and report["l1"] >= 0
