@@ -126,6 +126,8 @@ def resolve_backend(backend: str, device: torch.device, half: bool) -> str:
 def make_runtime(backend: str, models: LivePortraitModels, device: torch.device, half: bool) -> Runtime:
     """The runtime ``backend`` names (already resolved), built on ``device``."""
     if backend == "fast":
-        module = importlib.import_module(FAST_MODULE)
-        return module.FastRuntime(models, device, half)
+        factory = getattr(importlib.import_module(FAST_MODULE), "FastRuntime", None)
+        if factory is None:
+            raise ConfigError(f"{FAST_MODULE} has no FastRuntime.", "Use --backend torch.")
+        return factory(models, device, half)
     return EagerRuntime(models, device, half)
