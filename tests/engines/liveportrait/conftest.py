@@ -22,6 +22,18 @@ SEED = 11  # the seed of the oracle cases in data/ (engine_cases.json)
 TINY_INPUT = 64  # the tiny networks' crop side
 
 
+@pytest.fixture(autouse=True)
+def one_torch_thread():
+    """One intra-op thread: on a busy 2-core machine two threads make these tiny networks
+    several times slower (the oracle tests: 20 s against 2 s); restored afterwards."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 def tiny_models(seed: int = SEED, **params):
     from avatarify_app.models import build_liveportrait
 
