@@ -10,7 +10,8 @@
 #    (checkpoints/ or FOMM_CHECKPOINT=path), a real checkpoint;
 # 3. the live path (tracking + engine) with `main.py bench --engine fomm --device cuda`,
 #    --half and --no-half: fps and peak VRAM (torch.cuda.max_memory_allocated);
-# 4. LivePortrait: a marked place, filled in when that engine lands.
+# 4. LivePortrait: fp16 against fp32 (image and keypoints), ms per frame at 512 px and peak
+#    VRAM (scripts/gpu_check_liveportrait.py), and its live path with --half and --no-half.
 #
 # On a machine without CUDA it says "no CUDA device", shows that the gpu tests skip, and
 # exits 0.
@@ -107,9 +108,14 @@ for flag in --half --no-half; do
 done
 
 echo "== 4. LivePortrait"
-# >>> LivePortrait: to be filled in by the LivePortrait engine's helper (fp16 against fp32 error,
-# >>> `main.py bench --engine liveportrait --device cuda` with --half and --no-half, peak VRAM).
-echo "LivePortrait: not checked yet (no LivePortrait engine in this build)"
+# >>> LivePortrait: fp16 (autocast) against fp32 on the same weights and frames, ms per frame at
+# 512 px and peak VRAM for the networks (random weights unless checkpoints/liveportrait exists),
+# then the live path (tracking, the authors' crops, networks, paste-back) with --half / --no-half.
+"$PY" scripts/gpu_check_liveportrait.py --device cuda --frames 50 | tail -n 3
+for flag in --half --no-half; do
+    "$PY" main.py bench --engine liveportrait --device cuda "$flag" --frames 50 --warmup 5 --json | tail -n 1 \
+        | "$PY" scripts/gpu_check_line.py "$flag"
+done
 # <<< LivePortrait
 
 echo "== done in $((SECONDS - START)) s"

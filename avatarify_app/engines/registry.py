@@ -24,6 +24,7 @@ log = logging.getLogger(__name__)
 
 # The built-in engines, in the order ``--engine auto`` tries them (one line per engine).
 BUILTIN = (
+    "avatarify_app.engines.liveportrait",
     "avatarify_app.engines.fomm",
     "avatarify_app.engines.landmarks",
     "avatarify_app.engines.remote",
@@ -300,8 +301,8 @@ class Registry:
                 kwargs["action"] = argparse.BooleanOptionalAction
             else:
                 kwargs["metavar"] = opt.name.upper()
-                if opt.choices:
-                    kwargs["choices"] = opt.choices
+                if opt.choices:  # every engine's choices for a shared name (each checks its own)
+                    kwargs["choices"] = tuple(dict.fromkeys(c for s in specs for c in s.option(opt.name).choices))
                 if opt.kind in ("float", "int"):
                     kwargs["type"] = float if opt.kind == "float" else int
             parser.add_argument(opt.flag, **kwargs)
@@ -319,7 +320,10 @@ class Registry:
             if own is not None and opt.name not in own:
                 raise ConfigError(f"{opt.flag} is not an option of the {name} engine.",
                                   f"Drop it, or pick an engine that takes it ({', '.join(s.name for s in _specs)}).")
-            options[opt.name] = opt.coerce(value)
+            # The chosen engine's own declaration (a shared name may have other choices per engine).
+            decl = self.get(name).option(opt.name) if own is not None else next(
+                (o for o in (s.option(opt.name) for s in _specs) if not o.choices or value in o.choices), opt)
+            options[opt.name] = decl.coerce(value)
         return EngineConfig(name=name, device=getattr(args, "device", "auto") or "auto",
                             half=getattr(args, "half", None), options=options)
 

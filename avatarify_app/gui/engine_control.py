@@ -169,16 +169,17 @@ class EngineController(QObject):
             self.set_engine(new)
 
     def load_checkpoint(self, path: str | Path) -> None:
-        """Run the selected engine (or else the first engine that takes a checkpoint) with ``path``."""
+        """Run ``path`` with the selected engine, or else the first engine that takes a checkpoint;
+        of those, the first whose ``detect`` accepts it (a FOMM file, a LivePortrait folder)."""
         current = find_spec(self.state.engine.name)
-        if current is not None and current.option(CHECKPOINT_OPTION) is not None:
-            name = current.name
-        else:
-            takers = [s.name for s in REGISTRY.specs() if s.option(CHECKPOINT_OPTION) is not None]
-            if not takers:
-                self.notices.warn("No engine takes a checkpoint", "Pick an engine in the Engine panel.")
-                return
-            name = takers[0]
+        takers = [s for s in REGISTRY.specs() if s.option(CHECKPOINT_OPTION) is not None]
+        if not takers:
+            self.notices.warn("No engine takes a checkpoint", "Pick an engine in the Engine panel.")
+            return
+        ordered = ([current] if current in takers else []) + [s for s in takers if s is not current]
+        fits = [s for s in ordered
+                if s.detect(self.config_for(s.name).with_options(**{CHECKPOINT_OPTION: str(path)})).ok]
+        name = (fits or ordered)[0].name
         self.set_engine(self.config_for(name).with_options(**{CHECKPOINT_OPTION: str(path)}))
 
     def set_half(self, on: bool) -> None:

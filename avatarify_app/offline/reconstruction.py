@@ -124,6 +124,8 @@ def reconstruct(engine, shots, probe=None, progress=None):
                 out = engine.predict(crop, lms)
             except NoFaceError:
                 out = src
+            if out.shape != crop.shape:  # an engine whose output_size is not its input's
+                out = resize(out, (crop.shape[1], crop.shape[0]))
             score.add(out, crop, probe)
             if progress is not None:
                 progress.update(1)
