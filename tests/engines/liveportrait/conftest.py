@@ -3,23 +3,14 @@ the model tests) in the released folder layout, an engine on them, and real port
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import yaml
+from lp_engine_helpers import TINY_INPUT, save_folder, tiny_models, tiny_params
 
-HERE = Path(__file__).resolve().parent
-DATA = HERE / "data"
-sys.path.insert(0, str(HERE.parent.parent / "models" / "liveportrait"))
-
-from lp_helpers import fill_models, save_folder, tiny_params  # noqa: E402
-
-from avatarify_app.paths import AVATARS_DIR  # noqa: E402
-
-SEED = 11  # the seed of the oracle cases in data/ (engine_cases.json)
-TINY_INPUT = 64  # the tiny networks' crop side
+from avatarify_app.paths import AVATARS_DIR
 
 
 @pytest.fixture(autouse=True)
@@ -32,12 +23,6 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
-
-
-def tiny_models(seed: int = SEED, **params):
-    from avatarify_app.models import build_liveportrait
-
-    return fill_models(build_liveportrait(tiny_params(**params)), seed=seed)
 
 
 @pytest.fixture(scope="session")

@@ -109,7 +109,7 @@ class IdentityRuntime:
 
 @pytest.mark.parametrize("name", ["astronaut", "mona_lisa"])
 def test_paste_back_round_trip(make_engine, portraits, name):
-    from conftest import tiny_models
+    from lp_engine_helpers import tiny_models
 
     models = tiny_models()
     engine = make_engine(models, input_size=256)

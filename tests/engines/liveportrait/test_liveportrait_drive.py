@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from conftest import tiny_models
+from lp_engine_helpers import tiny_models
 from lp_helpers import images
 
 from avatarify_app.engines.liveportrait.drive import (

@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from conftest import TINY_INPUT, tiny_models
+from lp_engine_helpers import TINY_INPUT, tiny_models
 
 from avatarify_app.config import EngineConfig, MotionOptions
 from avatarify_app.engines import REGISTRY, create_engine

@@ -9,7 +9,7 @@ import json
 import numpy as np
 import pytest
 import torch
-from conftest import DATA, tiny_models
+from lp_engine_helpers import DATA, tiny_models
 
 from avatarify_app.engines.liveportrait.ratios import OpenRatios
 
