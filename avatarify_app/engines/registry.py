@@ -294,15 +294,17 @@ class Registry:
         for opt, specs in self.options():
             if not opt.cli:
                 continue
-            owners = ", ".join(s.name for s in specs)
-            kwargs: dict[str, Any] = {"dest": f"engine_{opt.name}", "default": None,
-                                      "help": f"[{owners}] {opt.help}".rstrip()}
+            # A shared name (e.g. checkpoint) says what it means to each engine that takes it.
+            helps = [(s.name, s.option(opt.name)) for s in specs]
+            text = " | ".join(f"[{name}] {o.help}".rstrip() + (f" ({', '.join(map(str, o.choices))})"
+                                                               if o.choices else "") for name, o in helps)
+            kwargs: dict[str, Any] = {"dest": f"engine_{opt.name}", "default": None, "help": text}
             if opt.kind == "bool":
                 kwargs["action"] = argparse.BooleanOptionalAction
             else:
                 kwargs["metavar"] = opt.name.upper()
                 if opt.choices:  # every engine's choices for a shared name (each checks its own)
-                    kwargs["choices"] = tuple(dict.fromkeys(c for s in specs for c in s.option(opt.name).choices))
+                    kwargs["choices"] = tuple(dict.fromkeys(c for _name, o in helps for c in o.choices))
                 if opt.kind in ("float", "int"):
                     kwargs["type"] = float if opt.kind == "float" else int
             parser.add_argument(opt.flag, **kwargs)

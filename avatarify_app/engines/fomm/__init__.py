@@ -111,8 +111,8 @@ SPEC = EngineSpec(
     bench_factory=create_random,
     half=True,
     options=(
-        EngineOption("checkpoint", "path", help="weights: a FOMM .pth.tar file (default: found in checkpoints/), "
-                     "or a LivePortrait folder", label="Checkpoint"),
+        EngineOption("checkpoint", "path", help="weights: a FOMM .pth.tar file (default: found in checkpoints/)",
+                     label="Checkpoint"),
         EngineOption("model_config", "path", help="the authors' YAML for a FOMM checkpoint that is not vox-256 "
                      "(default: a YAML beside the checkpoint with its name, else vox-256)", label="Model config"),
         EngineOption("backend", "choice", default="auto", choices=("auto", "torch", "onnx"),

@@ -105,10 +105,9 @@ SPEC = EngineSpec(
     options=(
         EngineOption("checkpoint", "path", label="Checkpoint",
                      help="weights: the LivePortrait folder as the authors release it (default: "
-                          "checkpoints/liveportrait), or a FOMM .pth.tar file (default: found in checkpoints/)"),
+                          "checkpoints/liveportrait)"),
         EngineOption("model_config", "path", label="Model config",
-                     help="the authors' models.yaml for these weights (default: the released sizes; for FOMM "
-                          "a YAML beside the checkpoint, else vox-256)"),
+                     help="the authors' models.yaml for these weights (default: the released sizes)"),
         EngineOption("backend", "choice", default="auto", choices=("auto", "torch", "fast"), label="Runtime",
                      help="LivePortrait per-frame runtime (auto: the fast CPU runtime where installed, else torch)"),
         EngineOption("stitching", "bool", default=True, live=True, label="Stitching",
