@@ -38,6 +38,18 @@ log = logging.getLogger(__name__)
 ENDED_FLUSH_S = 5.0  # at the end of a file, how long the outputs get to send what they hold
 
 
+
+def engine_crop(frame: np.ndarray, result, size: int) -> tuple[np.ndarray, np.ndarray | None]:
+    """The tracked crop at the engine's ``size``: cut from the camera frame again when the
+    engine takes larger crops than the tracker makes (no enlarged crop), else resized."""
+    crop, lms = result.crop, result.landmarks
+    side = crop.shape[0]
+    box = getattr(result, "box", None)
+    if size <= side or box is None or not hasattr(box, "extract"):
+        return to_size(crop, lms, size)
+    scaled = None if lms is None else (np.asarray(lms, np.float32) * np.float32(size / side)).astype(np.float32)
+    return np.ascontiguousarray(box.extract(frame, size)), scaled
+
 class InferenceLoop:
     """Owns the inference thread, its stop event, the command queue, the tracker and the output policy."""
 
@@ -252,7 +264,7 @@ class InferenceLoop:
             box, cam_lms = result.box, result.face.landmarks
             crop, lms = result.crop, result.landmarks
             if engine is not None:
-                crop, lms = to_size(crop, lms, engine.size)
+                crop, lms = engine_crop(frame, result, int(engine.size))
             avatar_lms = host.avatar_landmarks
             if avatar_lms is not None and lms is not None:
                 try:
