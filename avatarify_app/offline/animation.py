@@ -23,7 +23,7 @@ from avatarify_app.frames import as_frame, read_image, resize
 from avatarify_app.offline.cuts import check_mode, label_cuts
 from avatarify_app.pipeline.video import VideoWriter, read_video
 from avatarify_app.tracking import paste_back
-from avatarify_app.tracking.crop import to_size
+from avatarify_app.tracking.crop import recrop, sharp_face, to_size
 
 log = logging.getLogger(__name__)
 
@@ -37,9 +37,9 @@ def progress(total: int, desc: str):
     return tqdm(total=total, desc=desc, unit="frame", file=sys.stderr, leave=False)
 
 
-def track_video(path: str | Path, no_crop: bool, desc: str = "tracking", cuts: str = "auto"
-                ) -> tuple[list, dict, list[range]]:
-    """(per driving frame (crop 256, landmarks or None) or None where no face was found,
+def track_video(path: str | Path, no_crop: bool, desc: str = "tracking", cuts: str = "auto",
+                size: int = CROP) -> tuple[list, dict, list[range]]:
+    """(per driving frame (crop of ``size`` px, landmarks or None) or None where no face was found,
     metadata, the continuous shots as index ranges). The tracker starts afresh at each cut
     (``cuts`` "auto": found by ``offline.cuts``; "off": the video is one shot)."""
     frames, meta = read_video(path)
@@ -60,10 +60,10 @@ def track_video(path: str | Path, no_crop: bool, desc: str = "tracking", cuts: s
                     if tracker is not None and i > 0:
                         tracker.reset()
                 if tracker is None:
-                    out.append((resize(f, (CROP, CROP)), None))
+                    out.append((resize(f, (size, size)), None))
                 else:
                     r = tracker.process(f, i / fps)
-                    out.append(None if r is None else (r.crop, r.landmarks))
+                    out.append(None if r is None else recrop(f, r.box, r.crop, r.landmarks, size))
                 bar.update(1)
     finally:
         if tracker is not None:
@@ -182,15 +182,15 @@ def animate_video(source: str | Path, driving: str | Path, output: str | Path, c
     engine = create_engine(config, motion)
     try:
         if no_crop:
-            src_crop, src_lms, aligned = as_frame(resize(image, (CROP, CROP))), None, None
+            src_crop, src_lms, aligned = as_frame(resize(image, (engine.size, engine.size))), None, None
         else:
             from avatarify_app.tracking import align_portrait
 
             aligned = align_portrait(image)
-            src_crop, src_lms = aligned.image, aligned.landmarks
+            src_crop, src_lms = sharp_face(image, aligned)
             notes = (*notes, *aligned.notes)
         engine.set_source(*to_size(src_crop, src_lms, engine.size))
-        driving_items, meta, shots = track_video(driving, no_crop, cuts=cuts)
+        driving_items, meta, shots = track_video(driving, no_crop, cuts=cuts, size=max(CROP, int(engine.size)))
         if not driving_items:
             raise SourceError(f"{driving} has no frames.", "Use a video with at least one frame.")
         if find_best_frame:

@@ -20,7 +20,7 @@ import numpy as np
 from avatarify_app.config import EngineConfig, MotionOptions, TrackingConfig
 from avatarify_app.errors import BadImageError
 from avatarify_app.frames import as_frame, check_frame, read_image
-from avatarify_app.tracking.crop import to_size
+from avatarify_app.tracking.crop import sharp_face, to_size
 
 log = logging.getLogger(__name__)
 
@@ -62,21 +62,6 @@ class AlignedAvatar:
 # larger crops than the tracker's (LivePortrait: 512) gets the photo's own detail, not an
 # enlarged 256 crop.
 AVATAR_MAX_SIDE = 1024
-
-
-def sharp_crop(image: np.ndarray, aligned) -> tuple[np.ndarray, np.ndarray | None]:
-    """The aligned crop cut again from ``image`` at the photo's own resolution (at most
-    AVATAR_MAX_SIDE, at least the aligner's size), with its landmarks in its px."""
-    crop, lms = aligned.image, aligned.landmarks
-    box = getattr(aligned, "box", None)
-    side = crop.shape[0]
-    if box is None or getattr(aligned, "full_shape", image.shape[:2]) != image.shape[:2]:
-        return crop, lms
-    target = min(max(round(box.side), side), AVATAR_MAX_SIDE)
-    if target <= side:
-        return crop, lms
-    scaled = None if lms is None else (np.asarray(lms, np.float32) * np.float32(target / side)).astype(np.float32)
-    return np.ascontiguousarray(box.extract(image, target)), scaled
 
 
 def close_quietly(obj) -> None:
@@ -177,7 +162,7 @@ class EngineHost:
                 except (ValueError, TypeError) as err:
                     raise BadImageError(f"Not an image: {err}") from err
             aligned = self._aligner(image, tracking)
-            face, face_lms = sharp_crop(image, aligned)
+            face, face_lms = sharp_face(image, aligned, AVATAR_MAX_SIDE)
             avatar = AlignedAvatar(check_frame(face, "aligned avatar"), face_lms, path,
                                    (*notes, *getattr(aligned, "notes", ())))
             if self._engine is not None:

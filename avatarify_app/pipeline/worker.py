@@ -30,7 +30,7 @@ from avatarify_app.pipeline.observers import Observers
 from avatarify_app.pipeline.outputs import Outputs
 from avatarify_app.pipeline.slot import EMPTY, Ended
 from avatarify_app.pipeline.stats import Stats, StatsWindow
-from avatarify_app.tracking.crop import to_size
+from avatarify_app.tracking.crop import recrop
 from avatarify_app.tracking.pose import EXPRESSION_HINT
 
 log = logging.getLogger(__name__)
@@ -38,17 +38,6 @@ log = logging.getLogger(__name__)
 ENDED_FLUSH_S = 5.0  # at the end of a file, how long the outputs get to send what they hold
 
 
-
-def engine_crop(frame: np.ndarray, result, size: int) -> tuple[np.ndarray, np.ndarray | None]:
-    """The tracked crop at the engine's ``size``: cut from the camera frame again when the
-    engine takes larger crops than the tracker makes (no enlarged crop), else resized."""
-    crop, lms = result.crop, result.landmarks
-    side = crop.shape[0]
-    box = getattr(result, "box", None)
-    if size <= side or box is None or not hasattr(box, "extract"):
-        return to_size(crop, lms, size)
-    scaled = None if lms is None else (np.asarray(lms, np.float32) * np.float32(size / side)).astype(np.float32)
-    return np.ascontiguousarray(box.extract(frame, size)), scaled
 
 class InferenceLoop:
     """Owns the inference thread, its stop event, the command queue, the tracker and the output policy."""
@@ -264,7 +253,7 @@ class InferenceLoop:
             box, cam_lms = result.box, result.face.landmarks
             crop, lms = result.crop, result.landmarks
             if engine is not None:
-                crop, lms = engine_crop(frame, result, int(engine.size))
+                crop, lms = recrop(frame, result.box, crop, lms, int(engine.size))
             avatar_lms = host.avatar_landmarks
             if avatar_lms is not None and lms is not None:
                 try:

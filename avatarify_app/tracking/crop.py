@@ -160,3 +160,26 @@ def to_size(image: np.ndarray, landmarks: np.ndarray | None, size: int) -> tuple
     if landmarks is not None:
         scaled = (np.asarray(landmarks, np.float32) * np.float32(size / image.shape[1])).astype(np.float32)
     return resize(image, (size, size)), scaled
+
+
+def recrop(image: np.ndarray, box: CropBox | None, crop: np.ndarray, landmarks: np.ndarray | None,
+           size: int) -> tuple[np.ndarray, np.ndarray | None]:
+    """``crop`` (cut from ``image`` by ``box``) at ``size``: cut from ``image`` again when that is
+    larger than the crop (no enlarged crop: an engine taking 512 px gets the picture's own
+    detail), else resized. Landmarks follow, in the new crop's px."""
+    side = crop.shape[0]
+    if size <= side or box is None:
+        return to_size(crop, landmarks, size)
+    scaled = None if landmarks is None else (np.asarray(landmarks, np.float32) * np.float32(size / side))
+    return np.ascontiguousarray(box.extract(image, size)), None if scaled is None else scaled.astype(np.float32)
+
+
+def sharp_face(image: np.ndarray, aligned, max_side: int = 1024) -> tuple[np.ndarray, np.ndarray | None]:
+    """An aligned portrait (``AlignedFace``) cut again from ``image`` at the photo's own
+    resolution: the box's side in px, at least the aligner's size, at most ``max_side``.
+    ``image`` must be the picture it was aligned on (else the aligner's crop is returned)."""
+    crop, box = aligned.image, getattr(aligned, "box", None)
+    if box is None or tuple(getattr(aligned, "full_shape", image.shape[:2])) != tuple(image.shape[:2]):
+        return crop, aligned.landmarks
+    target = min(max(round(box.side), crop.shape[0]), max_side)
+    return recrop(image, box, crop, aligned.landmarks, target)

@@ -78,6 +78,16 @@ class ListSource:
 
 
 @dataclass(frozen=True)
+class FakeBox:
+    """The fake tracker's crop box: the whole frame, squeezed to a square (as its crops are)."""
+
+    code: int
+
+    def extract(self, frame, size: int = 256):
+        return resize(frame, (size, size))
+
+
+@dataclass(frozen=True)
 class FakeTracker:
     """Crop = the frame scaled to SIZE; landmarks = the frame's code everywhere; black = no face."""
 
@@ -90,7 +100,7 @@ class FakeTracker:
         code = decode(frame)
         lms = np.full((468, 2), float(code), np.float32)
         face = SimpleNamespace(box=np.zeros(4, np.float32), landmarks=lms, score=1.0)
-        return SimpleNamespace(face=face, box=("box", code), crop=resize(frame, (self.size, self.size)),
+        return SimpleNamespace(face=face, box=FakeBox(code), crop=resize(frame, (self.size, self.size)),
                                landmarks=lms)
 
     def reset(self) -> None:

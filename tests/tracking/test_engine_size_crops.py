@@ -8,9 +8,7 @@ from types import SimpleNamespace
 
 import numpy as np
 
-from avatarify_app.pipeline.engine_host import sharp_crop
-from avatarify_app.pipeline.worker import engine_crop
-from avatarify_app.tracking.crop import CropBox, to_size
+from avatarify_app.tracking.crop import CropBox, recrop, sharp_face, to_size
 
 
 def _detailed(h: int = 1200, w: int = 1000) -> np.ndarray:
@@ -29,14 +27,14 @@ def test_driving_crop_is_cut_from_the_frame_at_the_engines_size():
     box = CropBox(500.0, 600.0, 700.0)
     lms = np.array([[10.0, 20.0], [128.0, 128.0]], np.float32)
     result = SimpleNamespace(crop=box.extract(frame, 256), landmarks=lms, box=box)
-    crop, scaled = engine_crop(frame, result, 512)
+    crop, scaled = recrop(frame, result.box, result.crop, result.landmarks, 512)
     assert crop.shape == (512, 512, 3)
     np.testing.assert_array_equal(crop, box.extract(frame, 512))
     np.testing.assert_allclose(scaled, lms * 2)
     enlarged, _ = to_size(result.crop, lms, 512)
     assert _detail(crop) > 1.3 * _detail(enlarged)
     # Same size or smaller: the tracker's crop as it is (resized).
-    same, same_lms = engine_crop(frame, result, 256)
+    same, same_lms = recrop(frame, result.box, result.crop, result.landmarks, 256)
     assert same is result.crop and same_lms is lms
 
 
@@ -45,13 +43,13 @@ def test_avatar_is_cut_from_the_photo_at_its_own_resolution():
     box = CropBox(500.0, 600.0, 700.0)
     lms = np.array([[64.0, 64.0]], np.float32)
     aligned = SimpleNamespace(image=box.extract(photo, 256), landmarks=lms, box=box, full_shape=photo.shape[:2])
-    face, face_lms = sharp_crop(photo, aligned)
+    face, face_lms = sharp_face(photo, aligned)
     assert face.shape == (700, 700, 3)  # the box's own side (under the 1024 cap)
     np.testing.assert_allclose(face_lms, lms * 700 / 256)
     small_box = CropBox(500.0, 600.0, 100.0)  # a small face: nothing to gain, the aligner's crop stays
     small = SimpleNamespace(image=small_box.extract(photo, 256), landmarks=lms, box=small_box,
                             full_shape=photo.shape[:2])
-    kept, kept_lms = sharp_crop(photo, small)
+    kept, kept_lms = sharp_face(photo, small)
     assert kept is small.image and kept_lms is lms
     other = SimpleNamespace(image=aligned.image, landmarks=lms, box=box, full_shape=(10, 10))
-    assert sharp_crop(photo, other)[0] is aligned.image  # aligned on another (scaled) picture
+    assert sharp_face(photo, other)[0] is aligned.image  # aligned on another (scaled) picture
