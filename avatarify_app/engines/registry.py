@@ -57,6 +57,7 @@ class EngineOption:
     live: bool = False
     cli: bool = True
     gui: bool = True
+    minimum_text: str = ""  # what the minimum of a number means, shown instead of it (e.g. "driver")
 
     def __post_init__(self) -> None:
         if self.kind not in OPTION_KINDS:

@@ -152,6 +152,8 @@ def _number_control(opt: EngineOption, emit: Callable[[Any], None]) -> OptionCon
             return round(v) if is_int else round(min(v, hi), 6)
 
         def text(v: Any) -> str:
+            if opt.minimum_text and v <= lo:
+                return opt.minimum_text
             return str(v) if is_int else f"{v:.3g}"
 
         def moved(pos: int) -> None:
@@ -170,6 +172,7 @@ def _number_control(opt: EngineOption, emit: Callable[[Any], None]) -> OptionCon
             value_label.setText(text(value_at(slider.value())))
 
         box.slider = slider  # type: ignore[attr-defined]  (tests move it)
+        box.value_label = value_label  # type: ignore[attr-defined]  (and read it)
         return OptionControl(opt, box, show)
     spin: QSpinBox | QDoubleSpinBox = QSpinBox() if is_int else QDoubleSpinBox()
     spin.setKeyboardTracking(False)  # commit typed numbers on Enter / focus out, not per key
@@ -181,6 +184,8 @@ def _number_control(opt: EngineOption, emit: Callable[[Any], None]) -> OptionCon
     if opt.step:
         spin.setSingleStep(opt.step)
     spin.setToolTip(opt.help)
+    if opt.minimum_text:
+        spin.setSpecialValueText(opt.minimum_text)  # shown at the minimum
     spin.valueChanged.connect(emit)
 
     def show_spin(value: Any) -> None:

@@ -51,7 +51,14 @@ from avatarify_app.gui.gallery import AvatarGallery
 from avatarify_app.gui.live_view import LiveView
 from avatarify_app.gui.notices import Notices
 from avatarify_app.gui.outputs import OutputsController
-from avatarify_app.gui.panels import CalibrationPanel, CameraPanel, FramingPanel, OutputBar, controls_dock
+from avatarify_app.gui.panels import (
+    CONTROL_TABS,
+    CalibrationPanel,
+    CameraPanel,
+    FramingPanel,
+    OutputBar,
+    controls_dock,
+)
 from avatarify_app.gui.settings import AppSettings
 from avatarify_app.gui.sources import VIDEO_SUFFIXES, SourceChooser
 from avatarify_app.gui.state import AppState, ViewOptions
@@ -122,8 +129,13 @@ class MainWindow(QMainWindow):
         self.calibration_panel = CalibrationPanel(self.state)
         self.framing_panel = FramingPanel(self.state)
         self.engine_panel = EnginePanel(self.state)
-        self.controls_dock = controls_dock(self, [self.camera_panel, self.calibration_panel,
-                                                  self.framing_panel, self.engine_panel])
+        self.controls_dock, self.controls_tabs = controls_dock(self, [
+            ("Live", [self.camera_panel, self.calibration_panel]),
+            ("Framing", [self.framing_panel]),
+            ("Engine", [self.engine_panel]),
+        ])
+        self.controls_tabs.setCurrentIndex(
+            CONTROL_TABS.index(settings.get_choice("window/controls_tab", CONTROL_TABS, "Live")))
         self.status = StatusPanel(self.statusBar(), self.state)
         self.debug_view = DebugView()
         self.debug_dock = QDockWidget("Debug view: keypoints, occlusion, motion", self)
@@ -440,6 +452,7 @@ class MainWindow(QMainWindow):
         self.settings.set("window/geometry", self.saveGeometry())
         self.settings.set("window/state", self.saveState())
         self.settings.set("window/debug_view", self.debug_dock.isVisible())
+        self.settings.set("window/controls_tab", CONTROL_TABS[self.controls_tabs.currentIndex()])
         self.settings.sync()
         self.outputs.shutdown()
         self.controller.shutdown()

@@ -26,6 +26,7 @@ from PySide6.QtWidgets import (
     QScrollArea,
     QSizePolicy,
     QSlider,
+    QTabWidget,
     QToolBar,
     QVBoxLayout,
     QWidget,
@@ -325,8 +326,10 @@ class OutputBar(QToolBar):
             self.record_button.setToolTip("Record the avatar to a video file (Ctrl+R).")
 
 
-def controls_dock(window: QMainWindow, boxes: list[QWidget]) -> QDockWidget:
-    """Stack ``boxes`` in a scrollable column docked on the right of ``window``."""
+CONTROL_TABS = ("Live", "Framing", "Engine")
+
+
+def _scroll_page(boxes: list[QWidget]) -> QScrollArea:
     panel = QWidget()
     col = QVBoxLayout(panel)
     for box in boxes:
@@ -337,9 +340,19 @@ def controls_dock(window: QMainWindow, boxes: list[QWidget]) -> QDockWidget:
     scroll.setWidgetResizable(True)
     scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
     scroll.setMinimumWidth(max(340, panel.sizeHint().width() + scroll.verticalScrollBar().sizeHint().width() + 8))
+    return scroll
+
+
+def controls_dock(window: QMainWindow, pages: list[tuple[str, list[QWidget]]]) -> tuple[QDockWidget, QTabWidget]:
+    """One tab per page (each a scrollable column of ``boxes``), docked on the right of
+    ``window``: the engine's own controls get a whole page instead of the bottom of one column."""
+    tabs = QTabWidget()
+    tabs.setObjectName("controls_tabs")
+    for title, boxes in pages:
+        tabs.addTab(_scroll_page(boxes), title)
     dock = QDockWidget("Controls", window)
     dock.setObjectName("controls_dock")
-    dock.setWidget(scroll)
+    dock.setWidget(tabs)
     dock.setFeatures(QDockWidget.DockWidgetFeature.DockWidgetMovable)
     window.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, dock)
-    return dock
+    return dock, tabs

@@ -58,6 +58,7 @@ SCHEMA: dict[str, Setting] = {
     "engine/checkpoint": Setting("str", ""),  # before per-engine options: read once, never written
     "output/virtual_camera": Setting("bool", False),
     "window/debug_view": Setting("bool", False),
+    "window/controls_tab": Setting("choice", "Live", choices=("Live", "Framing", "Engine")),
 }
 
 

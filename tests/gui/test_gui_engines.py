@@ -22,6 +22,11 @@ from avatarify_app.gui.settings import AppSettings
 SECRET = "s3cr3t-token-value"
 
 
+
+def show_engine_tab(window) -> None:
+    """The engine's controls live on the controls dock's Engine tab."""
+    window.controls_tabs.setCurrentIndex(window.controls_tabs.count() - 1)
+
 def _build_test_engine(config, motion):
     """What the registry builds for the test engine (a session that uses the registry): a fake
     that reports its own stages, as a remote engine does."""
@@ -43,7 +48,8 @@ TEST_SPEC = EngineSpec(
         EngineOption("token", "secret", help="an access token"),
         EngineOption("quality", "choice", default="fast", choices=("fast", "best")),
         EngineOption("sharpen", "bool", default=False),
-        EngineOption("strength", "float", default=0.5, minimum=0.0, maximum=1.0, step=0.05, live=True),
+        EngineOption("strength", "float", default=0.5, minimum=0.0, maximum=1.0, step=0.05, live=True,
+                     minimum_text="off"),
         EngineOption("batch", "int", default=2, minimum=1, maximum=8),
         EngineOption("timeout", "float", default=3.0),
         EngineOption("internal", "text", gui=False),
@@ -82,6 +88,7 @@ def control(window, option: str):
 
 def test_a_registered_engine_appears_with_its_controls(qtbot, make_window, test_engine):
     window = make_window()
+    show_engine_tab(window)
     wait_frames(qtbot, window)
     combo = window.engine_panel.engine_combo
     assert [combo.itemText(i) for i in range(combo.count())] == [s.display_name for s in REGISTRY.specs()]
@@ -101,6 +108,10 @@ def test_a_registered_engine_appears_with_its_controls(qtbot, make_window, test_
     assert kinds["sharpen"] is QCheckBox
     strength = control(window, "strength").slider
     assert isinstance(strength, QSlider) and strength.maximum() == 20  # 0..1 in steps of 0.05
+    assert control(window, "strength").value_label.text() == "0.5"
+    strength.setValue(0)  # the minimum shows what it means (EngineOption.minimum_text)
+    assert control(window, "strength").value_label.text() == "off"
+    strength.setValue(10)
     assert isinstance(control(window, "batch").slider, QSlider) and control(window, "batch").slider.maximum() == 7
     assert kinds["timeout"] is QDoubleSpinBox and control(window, "timeout").value() == 3.0
 
@@ -116,6 +127,7 @@ def test_a_registered_engine_appears_with_its_controls(qtbot, make_window, test_
 def test_options_rebuild_or_go_live_and_are_remembered(qtbot, make_window, test_engine, caplog, tmp_path):
     caplog.set_level(logging.DEBUG)
     window = make_window()
+    show_engine_tab(window)
     select_engine(window, "testonly")
     wait_engine(qtbot, window, "testonly")
     fakes = window.fakes
@@ -161,6 +173,7 @@ def test_options_rebuild_or_go_live_and_are_remembered(qtbot, make_window, test_
 
     assert SECRET not in caplog.text  # never logged
     again = make_window()
+    show_engine_tab(again)
     wait_engine(qtbot, again, "testonly", quality="best", token=SECRET, weights=str(weights))
     assert again.session.engine_config.options["strength"] == 0.8
     assert control(again, "quality").currentText() == "best"
@@ -171,6 +184,7 @@ def test_options_rebuild_or_go_live_and_are_remembered(qtbot, make_window, test_
 
 def test_half_precision_follows_the_checkbox_on_cuda(qtbot, make_window, test_engine):
     window = make_window()
+    show_engine_tab(window)
     select_engine(window, "testonly")
     wait_engine(qtbot, window, "testonly")
     half = window.engine_panel.half_check
@@ -179,6 +193,7 @@ def test_half_precision_follows_the_checkbox_on_cuda(qtbot, make_window, test_en
     window.close()
 
     gpu = make_window(fakes=Fakes(engine_device="cuda:0 Fake GPU"))  # the saved engine, default half
+    show_engine_tab(gpu)
     half = gpu.engine_panel.half_check
     qtbot.waitUntil(lambda: half.isEnabled(), timeout=TIMEOUT)
     assert gpu.session.engine_config.half is None and half.isChecked()  # None = the default: on for CUDA
@@ -205,6 +220,7 @@ def test_half_precision_follows_the_checkbox_on_cuda(qtbot, make_window, test_en
 
 def test_no_half_precision_box_for_an_engine_without_it(qtbot, make_window):
     window = make_window(fakes=Fakes(engine_device="cuda:0 Fake GPU"))
+    show_engine_tab(window)
     wait_frames(qtbot, window)
     qtbot.waitUntil(lambda: "cuda" in window.engine_panel.device_label.text(), timeout=TIMEOUT)
     spec = REGISTRY.get(window.session.stats().engine)
@@ -221,6 +237,7 @@ def test_a_checkpoint_is_loaded_once(qtbot, make_window, tmp_path, monkeypatch):
     real = checkpoint.load_weights
     monkeypatch.setattr(checkpoint, "load_weights", lambda *a, **k: reads.append(a[0]) or real(*a, **k))
     window = make_window()
+    show_engine_tab(window)
     wait_frames(qtbot, window)
     running = window.session.stats().engine
     bad = tmp_path / "bad.pth.tar"
@@ -241,6 +258,7 @@ def test_a_checkpoint_is_loaded_once(qtbot, make_window, tmp_path, monkeypatch):
 def test_status_bar_names_engine_device_timings_and_why(qtbot, make_window, test_engine):
     """Engines built by the registry: auto says why it chose; an engine's own stages show."""
     window = make_window(fakes=Fakes(registry=True), engine_config=EngineConfig(name="auto"))
+    show_engine_tab(window)
     wait_frames(qtbot, window)
     label = window.status.engine_label
     chosen = window.session.stats().engine
@@ -256,3 +274,14 @@ def test_status_bar_names_engine_device_timings_and_why(qtbot, make_window, test
     text = label.text()
     assert "engine: testonly" in text and "cpu (test engine)" in text and "server 9 ms" in text
     assert "auto:" not in text
+
+
+def test_the_controls_tab_is_remembered(make_window):
+    window = make_window()
+    assert window.controls_tabs.tabText(window.controls_tabs.currentIndex()) == "Live"  # a first start
+    show_engine_tab(window)
+    window.close()
+    again = make_window()
+    assert again.controls_tabs.tabText(again.controls_tabs.currentIndex()) == "Engine"
+
+

@@ -122,11 +122,11 @@ SPEC = EngineSpec(
                      live=True, label="Animated region",
                      help="what the driver moves: all, pose (head only), exp (expressions only), lip or eyes"),
         EngineOption("eye_open", "float", default=FOLLOW, minimum=FOLLOW, maximum=0.8, step=0.01, live=True,
-                     label="Eye openness",
+                     label="Eye openness", minimum_text="driver",
                      help="eyes-open ratio for the avatar, 0 (closed) to 0.8 (wide), through the eye retargeting "
                           "network; below 0 the eyes follow the driver"),
         EngineOption("mouth_open", "float", default=FOLLOW, minimum=FOLLOW, maximum=0.8, step=0.01, live=True,
-                     label="Mouth openness",
+                     label="Mouth openness", minimum_text="driver",
                      help="lip-open ratio for the avatar, 0 (closed) to 0.8 (wide), through the lip retargeting "
                           "network; below 0 the mouth follows the driver"),
         EngineOption("retargeting", "bool", default=False, live=True, label="Eye/lip retargeting",
