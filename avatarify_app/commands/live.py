@@ -145,8 +145,16 @@ def run(args: argparse.Namespace) -> int:
         return _open_gui(args)
     stop = threading.Event()
     received: list[str] = []
-    with stop_on_signals(stop, received):
-        return _run_headless(args, stop, received)
+    try:
+        with stop_on_signals(stop, received):
+            return _run_headless(args, stop, received)
+    finally:
+        if received and threading.current_thread() is threading.main_thread():
+            # A signal stopped the run, so the process is on its way out: a repeated one (a
+            # service manager's second SIGTERM, Ctrl-C pressed twice) must not kill it between
+            # the report and the exit code.
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                signal.signal(sig, signal.SIG_IGN)
 
 
 def _run_headless(args: argparse.Namespace, stop: threading.Event, received: list[str]) -> int:

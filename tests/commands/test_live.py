@@ -106,7 +106,10 @@ def test_live_headless_finishes_the_recording_when_stopped_by_a_signal(tmp_path,
         raise
     child.proc.send_signal(sig)
     time.sleep(0.05)
-    code, seconds = child.stop(sig, timeout=30)  # a second signal during the shutdown
+    child.proc.send_signal(sig)  # a second signal during the shutdown
+    # ... and a third once the report is out, while the process exits.
+    child.wait_for(lambda: any('"stopped_by"' in line for line in child.out), timeout=30)
+    code, seconds = child.stop(sig, timeout=30)
     assert code == (143 if sig == signal.SIGTERM else 130), child.text()
     assert seconds < 10, f"took {seconds:.1f} s to stop"
     summary = json.loads(child.out[-1])
