@@ -1,0 +1,113 @@
+"""LivePortrait's per-frame networks rewritten for speed, same outputs to float rounding.
+
+``FastRuntime`` runs the motion extractor as it is and the warping module and SPADE decoder as
+inference-only rewrites (``_fast_warp``, ``_fast_spade``): fewer multiplies where the maths
+allows it exactly (phase-decomposed convs of upsampled maps, folded BatchNorm and shortcut
+convs, separable sampling and heatmaps, an FFT convolution for the 7x7x7 mask conv) and
+Winograd F(4x4, 3x3) for the 3x3 convs with many channels on the CPU. What depends on the
+source only is computed once by ``prepare_source``.
+
+Made for the CPU in float32 (measured against the authors' eager modules by
+scripts/bench_liveportrait_cpu.py). It also runs on CUDA and in half precision (networks in
+half, keypoint geometry and the FFT convolution in float32), without Winograd there.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+from dataclasses import dataclass
+
+import torch
+
+from avatarify_app.engines.liveportrait._fast_spade import FastSPADEDecoder
+from avatarify_app.engines.liveportrait._fast_warp import FastWarping, PreparedSource
+from avatarify_app.models.liveportrait import LivePortraitModels
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class _Prepared:
+    feature_3d: torch.Tensor
+    kp_source: torch.Tensor
+    source: PreparedSource
+
+
+class FastRuntime:
+    """The LivePortrait networks for inference: ``appearance(x)``, ``motion(x)``,
+    ``prepare_source(feature_3d, kp_source)``, ``warp_decode(feature_3d, kp_source, kp_driving)``.
+
+    Inputs and outputs are float32 tensors shaped as the networks take them (images Bx3x256x256
+    in [0, 1], keypoints BxNx3); they move to ``device`` and back as needed. ``winograd``:
+    "auto" (the 3x3 convs where it pays, CPU float32 only), True (every 3x3 conv; CPU float32
+    only) or False.
+    """
+
+    def __init__(self, models: LivePortraitModels, device: str | torch.device = "cpu", half: bool = False,
+                 winograd: bool | str = "auto") -> None:
+        self.device = torch.device(device)
+        self.dtype = torch.float16 if half else torch.float32
+        if self.device.type != "cpu" or half:
+            winograd = False  # the transforms lose too much in half; cuDNN picks its own algorithms
+        models = models.eval()
+        self.appearance_feature_extractor = self._placed(models.appearance_feature_extractor)
+        self.motion_extractor = self._placed(models.motion_extractor)
+        self.warping = FastWarping(models.warping_module, winograd=winograd).to(self.device, self.dtype)
+        self.decoder = FastSPADEDecoder(models.spade_generator, winograd=winograd).to(self.device, self.dtype)
+        self._prepared: _Prepared | None = None
+
+    def _placed(self, module: torch.nn.Module) -> torch.nn.Module:
+        """``module`` itself when it already sits on the device in the dtype, else a moved copy
+        (the caller's modules are never changed)."""
+        p = next(module.parameters())
+        if p.device == self.device and p.dtype == self.dtype:
+            return module
+        return copy.deepcopy(module).to(self.device, self.dtype)
+
+    def _in(self, x: torch.Tensor) -> torch.Tensor:
+        return x.to(self.device, self.dtype)
+
+    @staticmethod
+    def _out(x: torch.Tensor | None) -> torch.Tensor | None:
+        return None if x is None else x.float()
+
+    @torch.inference_mode()
+    def appearance(self, x: torch.Tensor) -> torch.Tensor:
+        """Bx3xHxW image -> feature volume (per avatar)."""
+        return self._out(self.appearance_feature_extractor(self._in(x)))
+
+    @torch.inference_mode()
+    def motion(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Bx3xHxW image -> the motion extractor's dict (raw bins, flat kp / exp)."""
+        return {k: self._out(v) for k, v in self.motion_extractor(self._in(x)).items()}
+
+    @torch.inference_mode()
+    def prepare_source(self, feature_3d: torch.Tensor, kp_source: torch.Tensor) -> None:
+        """Cache what depends on the source only; ``warp_decode`` with these same tensor objects
+        reuses it (other tensors prepare anew and replace the cache)."""
+        source = self.warping.prepare_source(self._in(feature_3d), kp_source.to(self.device, torch.float32))
+        self._prepared = _Prepared(feature_3d, kp_source, source)
+
+    def _source(self, feature_3d: torch.Tensor, kp_source: torch.Tensor) -> PreparedSource:
+        p = self._prepared
+        if p is None or p.feature_3d is not feature_3d or p.kp_source is not kp_source:
+            self.prepare_source(feature_3d, kp_source)
+        return self._prepared.source
+
+    @torch.inference_mode()
+    def warp_decode(self, feature_3d: torch.Tensor, kp_source: torch.Tensor, kp_driving: torch.Tensor,
+                    ) -> dict[str, torch.Tensor | None]:
+        """-> {'occlusion_map' Bx1xhxw or None, 'deformation' BxDxhxwx3, 'out' Bx3xHxW image in
+        (0, 1)} (``out`` is the decoder's image, not the warped features)."""
+        source = self._source(feature_3d, kp_source)
+        warped = self.warping(source, kp_driving.to(self.device, torch.float32))
+        image = self.decoder(warped["out"])
+        return {"occlusion_map": self._out(warped["occlusion_map"]), "deformation": self._out(warped["deformation"]),
+                "out": self._out(image)}
+
+    def close(self) -> None:
+        """Drop the networks and the cached source (the object is unusable afterwards)."""
+        self._prepared = None
+        for name in ("appearance_feature_extractor", "motion_extractor", "warping", "decoder"):
+            setattr(self, name, None)
