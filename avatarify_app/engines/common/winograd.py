@@ -84,7 +84,7 @@ class WinogradConv(nn.Module):
         u = transform_weight(weight.transpose(1, 2).reshape(cout, kd * cin, 3, 3))
         self.register_buffer("weight", u.reshape(36, cout, kd * cin).float().contiguous())
         self.register_buffer("bias", (bias.detach().clone() if bias is not None else torch.zeros(cout)).float())
-        self.register_buffer("transform_in", input_transform().float())
+        self.register_buffer("transform_in_kernel", input_transform().float().view(36, 1, 6, 6))
         self.register_buffer("transform_out", output_transform().float())
         self.activation = activation
         self.negative_slope = negative_slope
@@ -99,45 +99,52 @@ class WinogradConv(nn.Module):
             raise ValueError(f"expected {self.cin} input channels, got {c}")
         th, tw = -(-h // 4), -(-w // 4)
         pd = self.kd // 2
-        xp = F.pad(x, (1, 4 * tw - w + 1, 1, 4 * th - h + 1, pd, pd))
         out = x.new_empty(b, self.cout, d, 4 * th, 4 * tw)
-        # Chunks: whole slices when a slice is small, else bands of tile rows of one slice.
+        # Chunks: several slices when a slice has few tiles, else bands of tile rows of one slice.
         per_slice = th * tw
         if per_slice <= self.tiles_per_chunk:
             nz, nt = max(1, self.tiles_per_chunk // per_slice), th
         else:
             nz, nt = 1, max(1, self.tiles_per_chunk // tw)
-        bias = self.bias.view(-1, 1, 1, 1, 1, 1)
         for i in range(b):
+            # Depth-major and zero-padded, one copy: D' x C x (4 th + 2) x (4 tw + 2).
+            xp = F.pad(x[i].transpose(0, 1), (1, 4 * tw - w + 1, 1, 4 * th - h + 1, 0, 0, pd, pd))
             for z0 in range(0, d, nz):
                 z1 = min(d, z0 + nz)
                 for t0 in range(0, th, nt):
-                    t1 = min(th, t0 + nt)
-                    self._chunk(xp[i], out[i], z0, z1, t0, t1, bias)
+                    self._chunk(xp, out[i], z0, z1, t0, min(th, t0 + nt))
         if 4 * th != h or 4 * tw != w:
             out = out[..., :h, :w]
         return out.squeeze(2) if flat else out
 
-    def _chunk(self, xp: torch.Tensor, out: torch.Tensor, z0: int, z1: int, t0: int, t1: int,
-               bias: torch.Tensor) -> None:
-        """Output slices z0..z1-1, tile rows t0..t1-1 of one batch item (xp: C x D' x H' x W')."""
-        c = self.cin
+    def _chunk(self, xp: torch.Tensor, out: torch.Tensor, z0: int, z1: int, t0: int, t1: int) -> None:
+        """Output slices z0..z1-1, tile rows t0..t1-1 of one batch item (xp: D' x C x H' x W')."""
+        c, kd = self.cin, self.kd
         nz, nt = z1 - z0, t1 - t0
-        src = xp[:, z0: z1 + self.kd - 1, 4 * t0: 4 * t1 + 2]  # C x nz' x rows x W'
-        tiles = src.unfold(2, 6, 4).unfold(3, 6, 4)  # C x nz' x nt x tw x 6 x 6
-        tw = tiles.shape[3]
+        src = xp[z0: z1 + kd - 1, :, 4 * t0: 4 * t1 + 2]  # nz' x C x rows x W'
+        # B^T d B of every 6x6 tile (stride 4) as a convolution: nz' x C x 36 x n.
+        v = F.conv2d(src.reshape(-1, 1, *src.shape[2:]), self.transform_in_kernel, stride=4)
+        tw = v.shape[-1]
         n = nt * tw
-        tiles = tiles.transpose(0, 1).reshape(-1, 36)  # (nz' C nt tw) x 36
-        v = torch.mm(self.transform_in, tiles.t()).view(36, -1, c, n)  # 36 x nz' x C x n
-        if nz == 1:
-            m = torch.bmm(self.weight, v[:, 0: self.kd].reshape(36, self.kd * c, n))  # 36 x Cout x n
-        else:
-            m = torch.stack([torch.bmm(self.weight, v[:, j: j + self.kd].reshape(36, self.kd * c, n))
-                             for j in range(nz)], dim=1)  # 36 x nz x Cout x n
-        y = torch.mm(self.transform_out, m.reshape(36, -1)).view(4, 4, nz, self.cout, nt, tw)
-        dst = out[:, z0:z1, 4 * t0: 4 * t1].view(self.cout, nz, nt, 4, tw, 4)
-        torch.add(y.permute(3, 2, 4, 0, 5, 1), bias, out=dst)
+        v = v.view(nz + kd - 1, c, 36, n)
+        if nz > 1 and n < 128:  # few tiles a slice: one product over all slices (depth im2col)
+            taps = torch.stack([v[j: j + kd] for j in range(nz)], dim=3)  # kd x C x 36 x nz x n
+            m = torch.bmm(self.weight, taps.permute(2, 0, 1, 3, 4).reshape(36, kd * c, nz * n))
+            self._output(m, out, z0, z1, t0, t1)
+            return
+        for j in range(nz):
+            # The kd neighbouring slices as one operand: 36 x (kd C) x n, a strided view.
+            m = torch.bmm(self.weight, v[j: j + kd].permute(2, 0, 1, 3).reshape(36, kd * c, n))
+            self._output(m, out, z0 + j, z0 + j + 1, t0, t1)
+
+    def _output(self, m: torch.Tensor, out: torch.Tensor, z0: int, z1: int, t0: int, t1: int) -> None:
+        """A^T m A for 36 x Cout x (nz nt tw) products, + bias and activation, into out (Cout x D x H x W)."""
+        nz, nt = z1 - z0, t1 - t0
+        y = torch.mm(self.transform_out, m.reshape(36, -1)).view(4, 4, self.cout, nz, nt, -1)
+        tw = y.shape[-1]
+        y += self.bias.view(1, 1, -1, 1, 1, 1)
         if self.activation == "relu":
-            torch.relu_(dst)
+            torch.relu_(y)
         elif self.activation == "leaky_relu":
-            F.leaky_relu_(dst, self.negative_slope)
+            F.leaky_relu_(y, self.negative_slope)
+        out[:, z0:z1, 4 * t0: 4 * t1].view(self.cout, nz, nt, 4, tw, 4).copy_(y.permute(2, 3, 4, 0, 5, 1))

@@ -72,6 +72,9 @@ def _folded(conv: nn.Module, norm: nn.Module | None, activation: str | None = No
                        winograd=winograd)
 
 
+MIN_WINOGRAD_SIDE = 16
+
+
 @dataclass
 class PreparedSource:
     """What the warping module keeps per avatar."""
@@ -86,7 +89,8 @@ class FastWarping(nn.Module):
     """``WarpingNetwork`` for a prepared source: kp_driving BxNx3 -> {'occlusion_map' Bx1xHxW or
     None, 'deformation' BxDxHxWx3, 'out' BxFxHxW}."""
 
-    def __init__(self, warping: WarpingNetwork, winograd: bool | str = "auto", fft_tile: int = 16) -> None:
+    def __init__(self, warping: WarpingNetwork, winograd: bool | str = "auto", fft_tile: int = 16,
+                 volume_size: int = 64) -> None:
         super().__init__()
         warping = warping.eval()
         dm = warping.dense_motion_network
@@ -94,8 +98,19 @@ class FastWarping(nn.Module):
         self.flag_use_occlusion_map = warping.flag_use_occlusion_map
         self.compress = _folded(dm.compress, dm.norm, "relu")
         enc, dec = dm.hourglass.encoder, dm.hourglass.decoder
-        self.down = nn.ModuleList(_folded(blk.conv, blk.norm, "relu", winograd) for blk in enc.down_blocks)
-        self.up = nn.ModuleList(_folded(blk.conv, blk.norm, "relu", winograd) for blk in dec.up_blocks)
+        # Winograd ("auto") only on levels of at least MIN_WINOGRAD_SIDE pixels a side, for a volume of
+        # ``volume_size`` (the released 64): the deep levels' 4x4 and 8x8 maps give too few tiles
+        # per matrix product to beat their weights' size (4x as transformed kernels).
+        levels = len(enc.down_blocks)
+
+        def level(i: int) -> bool | str:  # level i works at volume_size / 2^i
+            if winograd == "auto":
+                return "auto" if volume_size >> i >= MIN_WINOGRAD_SIDE else False
+            return winograd
+
+        self.down = nn.ModuleList(_folded(blk.conv, blk.norm, "relu", level(i)) for i, blk in enumerate(enc.down_blocks))
+        self.up = nn.ModuleList(_folded(blk.conv, blk.norm, "relu", level(levels - 1 - i))
+                                for i, blk in enumerate(dec.up_blocks))
         self.final = _folded(dec.conv, dec.norm, "relu", winograd)
         self.mask = FFTConv3d(dm.mask.weight, dm.mask.bias, tile=fft_tile)
         self.occlusion = (ShiftSumConv2d(dm.occlusion.weight, dm.occlusion.bias)
