@@ -13,6 +13,9 @@ multiply-add; complex products as 4 real ones; FFTs as 2.5 N log2 N per real tra
 grid_sample, norms and activations are not counted). The FLOP floor is a variant's count
 divided by this machine's rate, measured on a large direct 3x3 convolution.
 
+Wall time is what counts; the process CPU time (all threads) is printed too: with ``--threads 1``
+it is the steadier comparison when other work shares the machine.
+
 The authors' code is not part of this project: pass ``--authors DIR``, a directory whose
 ``src/modules`` is the KwaiVGI/LivePortrait package (e.g. extracted with
 ``git -C <their repo> archive HEAD src/modules src/config | tar x -C DIR``); without it that
@@ -86,6 +89,22 @@ def _timed(fn: Callable[[], object]) -> float:
     return time.perf_counter() - start
 
 
+def _timed_both(fn: Callable[[], object]) -> tuple[float, float]:
+    """(wall seconds, this process's CPU seconds over all threads)."""
+    wall, cpu = time.perf_counter(), time.process_time()
+    fn()
+    return time.perf_counter() - wall, time.process_time() - cpu
+
+
+def _peak_rss_mb() -> float:
+    """This process's peak resident memory (0 where the platform does not say)."""
+    try:
+        import resource
+    except ImportError:  # not on Windows
+        return 0.0
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
 def authors_modules(directory: Path, params: dict, ours) -> dict:
     """The authors' four per-frame modules from ``directory`` with our modules' weights."""
     sys.path.insert(0, str(directory))
@@ -138,6 +157,9 @@ def main() -> int:
     p.add_argument("--rounds", type=int, default=5, help="interleaved timed rounds (one frame per variant each)")
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
     p.add_argument("--winograd", choices=("auto", "on", "off"), default="auto")
+    p.add_argument("--allocator", choices=("tuned", "default"), default="tuned",
+                   help="tuned: FastRuntime's process-wide malloc tuning (all variants profit, as they share the "
+                        "process); default: glibc as it comes")
     p.add_argument("--json", action="store_true")
     args = p.parse_args()
     if args.threads:
@@ -152,7 +174,7 @@ def main() -> int:
     authors = authors_modules(args.authors, params, models) if args.authors else None
     winograd = {"auto": "auto", "on": True, "off": False}[args.winograd]
     build_start = time.perf_counter()
-    runtime = FastRuntime(models, winograd=winograd)
+    runtime = FastRuntime(models, winograd=winograd, keep_memory=args.allocator == "tuned")
     build_s = time.perf_counter() - build_start
     with torch.inference_mode():
         feature = models.appearance_feature_extractor(source)
@@ -164,19 +186,25 @@ def main() -> int:
         agreement = {name: float((img - reference).abs().max()) for name, img in images.items()}
         gflop = {name: count_gflop(frame) for name, frame in variants.items()}
         times: dict[str, list[float]] = {name: [] for name in variants}
+        cpu_times: dict[str, list[float]] = {name: [] for name in variants}
         for _ in range(args.rounds):
             for name, frame in variants.items():
-                times[name].append(_timed(frame))
+                wall, cpu = _timed_both(frame)
+                times[name].append(wall)
+                cpu_times[name].append(cpu)
         rate = machine_gflops()
     load_after = os.getloadavg()
+    peak_rss_mb = _peak_rss_mb()
     base = "authors_eager" if authors is not None else "ours_reference_eager"
-    results = {name: {"s_median": statistics.median(t), "s_min": min(t), "gflop": gflop[name],
+    results = {name: {"s_median": statistics.median(t), "s_min": min(t), "cpu_s_min": min(cpu_times[name]),
+                      "gflop": gflop[name],
                       "floor_s": gflop[name] / rate, "speedup_vs_" + base: statistics.median(times[base]) / statistics.median(t),
                       "max_abs_vs_reference": agreement[name]}
                for name, t in times.items()}
     report = {"threads": torch.get_num_threads(), "torch": torch.__version__, "cpu_count": os.cpu_count(),
               "load_average_before": load_before, "load_average_after": load_after, "rounds": args.rounds,
-              "machine_gflops": rate, "fast_build_s": build_s, "winograd": args.winograd, "results": results}
+              "machine_gflops": rate, "fast_build_s": build_s, "winograd": args.winograd, "allocator": args.allocator,
+              "peak_rss_mb": peak_rss_mb, "results": results}
     if args.json:
         print(json.dumps(report, indent=1))
         return 0
@@ -184,12 +212,13 @@ def main() -> int:
           f"load average before {load_before[0]:.2f} / after {load_after[0]:.2f} on {os.cpu_count()} CPUs"
           + ("  (NOT quiet: numbers are inflated)" if max(load_before[0], load_after[0]) > 0.5 * (os.cpu_count() or 1) + 0.5
              else ""))
-    print(f"machine: {rate:.0f} GFLOP/s (direct 3x3 conv 512->512 at 64x64); FastRuntime built in {build_s:.1f} s")
-    print(f"{'variant':22s} {'s/frame med':>11s} {'min':>7s} {'x vs ' + base:>26s} {'GFLOP':>8s} {'floor s':>8s} "
-          f"{'max|diff|':>9s}")
+    print(f"machine: {rate:.0f} GFLOP/s (direct 3x3 conv 512->512 at 64x64); FastRuntime built in {build_s:.1f} s; "
+          f"winograd {args.winograd}, allocator {args.allocator}; peak RSS {peak_rss_mb:.0f} MB (all variants)")
+    print(f"{'variant':22s} {'s/frame med':>11s} {'min':>7s} {'cpu s min':>9s} {'x vs ' + base:>26s} {'GFLOP':>8s} "
+          f"{'floor s':>8s} {'max|diff|':>9s}")
     for name, r in results.items():
-        print(f"{name:22s} {r['s_median']:11.3f} {r['s_min']:7.3f} {r['speedup_vs_' + base]:26.2f} {r['gflop']:8.1f} "
-              f"{r['floor_s']:8.3f} {r['max_abs_vs_reference']:9.1e}")
+        print(f"{name:22s} {r['s_median']:11.3f} {r['s_min']:7.3f} {r['cpu_s_min']:9.3f} {r['speedup_vs_' + base]:26.2f} "
+              f"{r['gflop']:8.1f} {r['floor_s']:8.3f} {r['max_abs_vs_reference']:9.1e}")
     return 0
 
 

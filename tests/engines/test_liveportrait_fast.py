@@ -14,6 +14,7 @@ import torch.nn.functional as F
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "models" / "liveportrait"))
 from lp_helpers import fill_models, images, tiny_params
 
+from avatarify_app.engines.common.allocator import keep_freed_memory
 from avatarify_app.engines.common.winograd import WinogradConv
 from avatarify_app.engines.liveportrait._fast_ops import (
     FFTConv3d,
@@ -34,6 +35,15 @@ from avatarify_app.engines.liveportrait._fast_warp import (
 from avatarify_app.engines.liveportrait.fast import FastRuntime
 from avatarify_app.models import build_liveportrait
 from avatarify_app.models.liveportrait.geometry import kp2gaussian
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Tiny tensors: one intra-op thread is faster, and steady when other work shares the CPU."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
 
 
 def _close(out: torch.Tensor, ref: torch.Tensor, rel: float = 1e-5) -> None:
@@ -122,6 +132,14 @@ def test_conv_module_policy():
     assert not isinstance(conv_module(torch.randn(4, 4, 1, 1), None, winograd=True), WinogradConv)
     with pytest.raises(ValueError):
         conv_module(small, None, winograd="yes")
+
+
+def test_keep_freed_memory_is_idempotent_and_safe():
+    first = keep_freed_memory()
+    assert keep_freed_memory() == first
+    if sys.platform.startswith("linux") and Path("/lib/x86_64-linux-gnu/libc.so.6").exists():
+        assert first  # glibc takes the thresholds
+    assert torch.ones(8 * 2**20).sum() == 8 * 2**20  # large blocks still allocate and free
 
 
 def test_gaussian_factors_are_kp2gaussian():

@@ -70,7 +70,7 @@ class WinogradConv(nn.Module):
     """
 
     def __init__(self, weight: torch.Tensor, bias: torch.Tensor | None, activation: str | None = None,
-                 negative_slope: float = 0.01, tiles_per_chunk: int = 512) -> None:
+                 negative_slope: float = 0.01, tiles_per_chunk: int = 1024) -> None:
         super().__init__()
         if weight.dim() == 4:
             weight = weight.unsqueeze(2)

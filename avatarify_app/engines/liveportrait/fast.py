@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 import torch
 
+from avatarify_app.engines.common.allocator import keep_freed_memory
 from avatarify_app.engines.liveportrait._fast_spade import FastSPADEDecoder
 from avatarify_app.engines.liveportrait._fast_warp import FastWarping, PreparedSource
 from avatarify_app.models.liveportrait import LivePortraitModels
@@ -41,12 +42,15 @@ class FastRuntime:
     Inputs and outputs are float32 tensors shaped as the networks take them (images Bx3x256x256
     in [0, 1], keypoints BxNx3); they move to ``device`` and back as needed. ``winograd``:
     "auto" (the 3x3 convs where it pays, CPU float32 only), True (every 3x3 conv; CPU float32
-    only) or False.
+    only) or False. ``keep_memory`` (CPU): tune glibc's malloc for the whole process so large
+    tensors reuse freed memory instead of fresh pages (``engines.common.allocator``).
     """
 
     def __init__(self, models: LivePortraitModels, device: str | torch.device = "cpu", half: bool = False,
-                 winograd: bool | str = "auto") -> None:
+                 winograd: bool | str = "auto", keep_memory: bool = True) -> None:
         self.device = torch.device(device)
+        if keep_memory and self.device.type == "cpu":
+            keep_freed_memory()  # process-wide: large tensors stop paying page faults every frame
         self.dtype = torch.float16 if half else torch.float32
         if self.device.type != "cpu" or half:
             winograd = False  # the transforms lose too much in half; cuDNN picks its own algorithms
