@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import copy
 import logging
+import time
 from dataclasses import dataclass
 
 import torch
@@ -37,7 +38,8 @@ class _Prepared:
 
 class FastRuntime:
     """The LivePortrait networks for inference: ``appearance(x)``, ``motion(x)``,
-    ``prepare_source(feature_3d, kp_source)``, ``warp_decode(feature_3d, kp_source, kp_driving)``.
+    ``prepare_source(feature_3d, kp_source)``, ``warp_decode(feature_3d, kp_source, kp_driving)``,
+    ``timings()``, ``close()`` (the engine's ``runtime.Runtime`` protocol).
 
     Inputs and outputs are float32 tensors shaped as the networks take them (images Bx3x256x256
     in [0, 1], keypoints BxNx3); they move to ``device`` and back as needed. ``winograd``:
@@ -46,9 +48,14 @@ class FastRuntime:
     tensors reuse freed memory instead of fresh pages (``engines.common.allocator``).
     """
 
+    name = "fast"
+
     def __init__(self, models: LivePortraitModels, device: str | torch.device = "cpu", half: bool = False,
                  winograd: bool | str = "auto", keep_memory: bool = True) -> None:
         self.device = torch.device(device)
+        self.half = bool(half)
+        self.profile = self.device.type == "cpu"  # per-stage times would cost a GPU sync elsewhere
+        self._timings: dict[str, float] = {}
         if keep_memory and self.device.type == "cpu":
             keep_freed_memory()  # process-wide: large tensors stop paying page faults every frame
         self.dtype = torch.float16 if half else torch.float32
@@ -105,10 +112,18 @@ class FastRuntime:
         """-> {'occlusion_map' Bx1xhxw or None, 'deformation' BxDxhxwx3, 'out' Bx3xHxW image in
         (0, 1)} (``out`` is the decoder's image, not the warped features)."""
         source = self._source(feature_3d, kp_source)
+        t0 = time.perf_counter()
         warped = self.warping(source, kp_driving.to(self.device, torch.float32))
+        t1 = time.perf_counter()
         image = self.decoder(warped["out"])
+        if self.profile:
+            self._timings = {"warp": (t1 - t0) * 1e3, "decode": (time.perf_counter() - t1) * 1e3}
         return {"occlusion_map": self._out(warped["occlusion_map"]), "deformation": self._out(warped["deformation"]),
                 "out": self._out(image)}
+
+    def timings(self) -> dict[str, float]:
+        """ms of the last warp_decode's two halves (CPU only; empty on a GPU)."""
+        return dict(self._timings)
 
     def close(self) -> None:
         """Drop the networks and the cached source (the object is unusable afterwards)."""
