@@ -208,10 +208,10 @@ def main() -> int:
     if args.json:
         print(json.dumps(report, indent=1))
         return 0
+    busy = load_before[0] > 0.5
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {args.rounds} interleaved rounds; "
-          f"load average before {load_before[0]:.2f} / after {load_after[0]:.2f} on {os.cpu_count()} CPUs"
-          + ("  (NOT quiet: numbers are inflated)" if max(load_before[0], load_after[0]) > 0.5 * (os.cpu_count() or 1) + 0.5
-             else ""))
+          f"load average before {load_before[0]:.2f} (after {load_after[0]:.2f}, this run included) on "
+          f"{os.cpu_count()} CPUs" + ("  (NOT quiet before the run: numbers are inflated)" if busy else ""))
     print(f"machine: {rate:.0f} GFLOP/s (direct 3x3 conv 512->512 at 64x64); FastRuntime built in {build_s:.1f} s; "
           f"winograd {args.winograd}, allocator {args.allocator}; peak RSS {peak_rss_mb:.0f} MB (all variants)")
     print(f"{'variant':22s} {'s/frame med':>11s} {'min':>7s} {'cpu s min':>9s} {'x vs ' + base:>26s} {'GFLOP':>8s} "
