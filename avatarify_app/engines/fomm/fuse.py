@@ -1,8 +1,7 @@
 """Inference-only rewrites of the FOMM modules that keep their outputs (to float rounding).
 
-- BatchNorm folding: a BN on running statistics after a conv is an affine map per output
-  channel, so it folds into the conv's weights and bias (every block but the pre-activation
-  ``norm1`` of ResBlock2d, which acts on the residual input).
+- BatchNorm folding (``engines.common.fuse.fold_batchnorm``) in every block but the
+  pre-activation ``norm1`` of ResBlock2d, which acts on the residual input.
 - Sub-pixel up blocks: nearest x2 upsampling followed by a 3x3 conv only ever combines a 2x2
   neighbourhood of the low-resolution input for each of the four output phases, so it equals
   one 2x2 conv with 4x the output channels on the low-resolution map plus a pixel shuffle:
@@ -19,25 +18,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from avatarify_app.engines.common.fuse import fold_batchnorm
 from avatarify_app.engines.fomm.winograd import WinogradResBlocks
 from avatarify_app.models.fomm.blocks import DownBlock2d, ResBlock2d, SameBlock2d, UpBlock2d
 
 # For output phase a (0: even rows, 1: odd rows), which of the 3 kernel rows land on low-res
 # tap 0 and tap 1 of the 2x2 window (rows r-1, r for a = 0; rows r, r+1 for a = 1).
 _PHASE_TAPS = {0: ((0,), (1, 2)), 1: ((0, 1), (2,))}
-
-
-def fold_batchnorm(conv: nn.Conv2d, norm: nn.BatchNorm2d) -> nn.Conv2d:
-    """A conv equal to norm(conv(x)) with ``norm`` in eval mode."""
-    scale = norm.weight.detach() / torch.sqrt(norm.running_var + norm.eps)
-    fused = copy.deepcopy(conv)
-    bias = conv.bias.detach() if conv.bias is not None else torch.zeros_like(norm.running_mean)
-    with torch.no_grad():
-        fused.weight.copy_(conv.weight.detach() * scale.view(-1, 1, 1, 1))
-        if fused.bias is None:
-            fused.bias = nn.Parameter(torch.empty_like(bias))
-        fused.bias.copy_((bias - norm.running_mean) * scale + norm.bias.detach())
-    return fused
 
 
 class SubPixelUpBlock(nn.Module):

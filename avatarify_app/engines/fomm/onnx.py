@@ -44,12 +44,14 @@ def physical_cores() -> int:
 
 def _code_version() -> bytes:
     """The source of every module that shapes the exported graphs (models and rewrites)."""
+    import avatarify_app.engines.common.fuse as common_fuse
+    import avatarify_app.engines.common.winograd as common_winograd
     import avatarify_app.engines.fomm.fuse as fuse
     import avatarify_app.engines.fomm.stages as stages
     import avatarify_app.engines.fomm.winograd as winograd
     import avatarify_app.models as models
 
-    files = [Path(m.__file__) for m in (fuse, stages, winograd)]
+    files = [Path(m.__file__) for m in (fuse, stages, winograd, common_fuse, common_winograd)]
     files += sorted(Path(models.__file__).parent.glob("*.py"))
     return b"".join(f.read_bytes() for f in files)
 

@@ -1,10 +1,8 @@
 """Winograd F(4x4, 3x3) convolutions for the generator's residual bottleneck.
 
-Lavin & Gray (2016): a 4x4 output tile of a 3x3 convolution is A^T [(G g G^T) * (B^T d B)] A
-for the 6x6 input tile d, so the channel mixing becomes 36 matrix products over all tiles at
-once, 2.25 instead of 9 multiply-adds per output pixel and channel pair (4x fewer than a
-direct convolution) plus the cheap per-channel transforms. Float32 results agree with the
-direct convolution to about 1e-5 relative.
+Lavin & Gray (2016); the transform matrices are ``engines.common.winograd``'s: 2.25 instead of
+9 multiply-adds per output pixel and channel pair plus cheap per-channel transforms, float32
+results within about 1e-5 relative of the direct convolution.
 
 The bottleneck (six residual blocks, twelve 256-channel convolutions at 64x64 for vox-256,
 two thirds of the per-frame FLOPs) runs in a blocked layout where tiles are gathered by
@@ -17,24 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-# Interpolation points 0, +-1, +-2 and infinity.
-_BT = ((4, 0, -5, 0, 1, 0),
-       (0, -4, -4, 1, 1, 0),
-       (0, 4, -4, -1, 1, 0),
-       (0, -2, -1, 2, 1, 0),
-       (0, 2, -1, -2, 1, 0),
-       (0, 4, 0, -5, 0, 1))
-_G = ((1 / 4, 0, 0),
-      (-1 / 6, -1 / 6, -1 / 6),
-      (-1 / 6, 1 / 6, -1 / 6),
-      (1 / 24, 1 / 12, 1 / 6),
-      (1 / 24, -1 / 12, 1 / 6),
-      (0, 0, 1))
-_AT = ((1, 1, 1, 1, 1, 0),
-       (0, 1, -1, 2, -2, 0),
-       (0, 1, 1, 4, 4, 0),
-       (0, 1, -1, 8, -8, 1))
-
+from avatarify_app.engines.common.winograd import input_transform, output_transform, transform_weight
 
 # Tile row r of output-tile row t reads input row 4t - 1 + r: row 3 of block t - 1 (r = 0), rows
 # 0..3 of block t (r = 1..4) or row 0 of block t + 1 (r = 5). Same for columns.
@@ -58,19 +39,15 @@ class TiledWinogradConv(nn.Module):
         super().__init__()
         if conv.kernel_size != (3, 3) or conv.padding != (1, 1) or conv.stride != (1, 1) or conv.groups != 1:
             raise ValueError("Winograd F(4x4, 3x3) needs a 3x3 conv with padding 1, stride 1, groups 1")
-        w = conv.weight.detach().double()
-        cout, cin = w.shape[:2]
-        g = torch.tensor(_G, dtype=torch.float64)
-        bt = torch.tensor(_BT, dtype=torch.float64)
-        at = torch.tensor(_AT, dtype=torch.float64)
-        u = torch.einsum("ik,ockl,jl->ijoc", g, w, g).reshape(36, 1, cout, cin)
+        cout, cin = conv.weight.shape[:2]
+        u = transform_weight(conv.weight).reshape(36, 1, cout, cin)
         self.weight_winograd = nn.Parameter(u.float().contiguous(), requires_grad=False)
         order = []
         for _, _, rows in _GROUPS:
             for _, _, cols in _GROUPS:
                 order += [r * 6 + s for r in rows for s in cols]
-        self.register_buffer("transform_in", torch.kron(bt, bt)[:, order].float().contiguous())
-        self.register_buffer("transform_out", torch.kron(at, at).float())  # 16x36, rows p * 4 + q
+        self.register_buffer("transform_in", input_transform()[:, order].float().contiguous())
+        self.register_buffer("transform_out", output_transform().float())  # 16x36, rows p * 4 + q
         bias = conv.bias.detach().clone() if conv.bias is not None else torch.zeros(cout)
         self.bias = nn.Parameter(bias.view(1, 1, cout, 1, 1), requires_grad=False)
         self.cout = cout

@@ -65,7 +65,7 @@ def test_bench_json(tiny_args, clip, capsys):
     summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert summary["engine"] == "liveportrait" and summary["frames"] == 2 and summary["ms_per_frame"] > 0
     assert {"motion", "stitching", "warp", "decode", "paste"} <= set(summary["stages_ms"])
-    assert summary["backend"] == "torch" and summary["half"] is False
+    assert summary["backend"] == "fast" and summary["half"] is False  # auto: the fast runtime on a CPU in float32
 
 
 def test_live_records(tmp_path, tiny_args, clip, capsys):

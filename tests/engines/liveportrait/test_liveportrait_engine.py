@@ -136,8 +136,11 @@ def test_released_folder_through_the_registry(tiny_folder, tiny_input, portraits
 def test_missing_folder_and_unknown_backend(tmp_path):
     with pytest.raises(CheckpointError, match="not found"):
         create_engine(EngineConfig(name="liveportrait", options={"checkpoint": str(tmp_path / "nope")}))
-    with pytest.raises(ConfigError, match="fast LivePortrait runtime is not available"):
-        engine_module.LivePortraitEngine(tiny_models(), device="cpu", backend="fast")
+    with pytest.raises(ConfigError, match="auto, torch or fast"):
+        engine_module.LivePortraitEngine(tiny_models(), device="cpu", backend="onnx")
+    engine = engine_module.LivePortraitEngine(tiny_models(), device="cpu", backend="fast")
+    assert engine.runtime.name == "fast" and engine.backend == "fast"
+    engine.close()
 
 
 def test_bench_factory_builds_the_released_sizes_with_random_weights(monkeypatch):

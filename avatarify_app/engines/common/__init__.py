@@ -1,0 +1,2 @@
+"""Inference helpers shared by several engines (engines never import each other; they may import
+this package)."""
