@@ -196,13 +196,17 @@ class EngineController(QObject):
         """A new session builds ``state.engine`` first: confirmed (and remembered) like a switch."""
         self.state.engine_pending = session is not None
 
-    def _on_stats(self, stats: Any) -> None:
-        asked = self.state.engine
+    def _take_runtime(self, stats: Any, asked: EngineConfig) -> None:
+        """What runs now, as the session's stats say (for "auto": why it chose that one)."""
         note = detail = ""
         if asked.name == "auto" and stats.engine:  # why auto chose it (the registry's reasons)
             detail = str(getattr(stats, "engine_note", None) or "")
             note = auto_reason(detail, stats.engine)
         self.state.runtime = Runtime(engine=stats.engine, device=stats.device, note=note, detail=detail)
+
+    def _on_stats(self, stats: Any) -> None:
+        asked = self.state.engine
+        self._take_runtime(stats, asked)
         session = self.controller.session
         if not self.state.engine_pending or session is None or session.engine_config != asked:
             return
@@ -230,6 +234,9 @@ class EngineController(QObject):
         if running is None:
             now = self._fall_back(failed)
         else:
+            # Back to what runs: for "auto" the panel shows the engine it chose, so the runtime
+            # comes first (no stats may have arrived yet when the switch failed early).
+            self._take_runtime(session.stats(), session.engine_config)
             self.state.engine = session.engine_config
             now = f"the {self.title(running)} engine"
         title = "Cannot load this checkpoint" if isinstance(event.error, CheckpointError) \

@@ -20,10 +20,11 @@ log = logging.getLogger(__name__)
 FOLDER_NAME = "liveportrait"
 BASE_NETWORKS = ("appearance_feature_extractor", "motion_extractor", "warping_module", "spade_generator")
 SUFFIXES = (".safetensors", ".pth")
-CPU_SECONDS_PER_FRAME = 9.0
-"""Seconds per driving frame of the released sizes on a 2-core CPU, eager float32: 9.2 s at best
-(the networks alone, alternating with the authors' modules, which took 11.5 s in the same run and
-8.8 s on a quiet machine). ``bench --engine liveportrait --device cpu`` measures it."""
+CPU_SECONDS_PER_FRAME = 5.7
+"""Seconds per driving frame of the released sizes on a 2-core CPU in float32 with the fast
+runtime that ``backend auto`` picks there (engines/liveportrait/fast.py): 5.7 s on a quiet
+machine, against 8.9 s for the authors' eager modules (scripts/bench_liveportrait_cpu.py).
+``bench --engine liveportrait --device cpu`` measures it."""
 FOLLOW = -0.1  # eye_open / mouth_open: the driver decides (drive.FOLLOW)
 GET_HINT = ("Put the authors' released weights (KwaiVGI/LivePortrait on HuggingFace, folder liveportrait/) in "
             "checkpoints/liveportrait/ (see checkpoints/README.md), or pass --checkpoint FOLDER.")
