@@ -65,9 +65,11 @@ def check_torch(r: Report) -> None:
     device = resolve_device("auto")
     text = describe_device(device)
     if device.type == "cpu":
-        r.line("warn", "device", f"{text}: the FOMM engine will be slow (a few fps)",
-               "For real-time FOMM use an NVIDIA GPU with a CUDA build of torch (see the Makefile's "
-               "TORCH_SPEC), or Apple silicon (MPS). The landmarks engine runs in real time on a CPU.")
+        r.line("warn", "device", f"{text}: the neural engines will be slow (FOMM a few fps, LivePortrait "
+               "seconds per frame)",
+               "For them live use an NVIDIA GPU with a CUDA build of torch (see the Makefile's TORCH_SPEC), "
+               "here or on another machine (`serve` there, `--engine remote` here), or Apple silicon (MPS) for FOMM. "
+               "The landmarks engine runs in real time on a CPU.")
     else:
         r.line("ok", "device", f"{text} will run the engines")
 
