@@ -28,12 +28,33 @@ def modules(root: Path) -> dict[str, ast.Module]:
     return out
 
 
+def _data_keys(tree: ast.Module) -> set[int]:
+    """ids of string constants used as data keys: dict-literal keys, subscripts (``d["k"]``),
+    ``.get("k")``/``.pop("k")`` and ``"k" in d``. A field named like an engine ("landmarks":
+    face points) is not the engine."""
+    keys: set[int] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Dict):
+            keys.update(id(k) for k in node.keys if k is not None)
+        elif isinstance(node, ast.Subscript):
+            keys.add(id(node.slice))
+        elif isinstance(node, ast.Call) and getattr(node.func, "attr", "") in ("get", "pop") and node.args:
+            keys.add(id(node.args[0]))
+        elif isinstance(node, ast.Compare) and any(isinstance(op, ast.In | ast.NotIn) for op in node.ops):
+            keys.add(id(node.left))
+    return keys
+
+
 def engine_name_places(mods: dict[str, ast.Module]) -> dict[str, list[str]]:
-    """Modules outside an engine's own folder that spell an engine's name as a string literal."""
+    """Modules outside an engine's own folder that spell an engine's name as a string literal
+    (not counting data keys, see ``_data_keys``)."""
     found: dict[str, list[str]] = defaultdict(list)
     for name, tree in mods.items():
+        keys = _data_keys(tree)
         for node in ast.walk(tree):
             if isinstance(node, ast.Constant) and isinstance(node.value, str) and node.value in ENGINE_NAMES:
+                if id(node) in keys:
+                    continue
                 # An engine's own folders (its engine and its models) may name it.
                 own = any(f".{layer}.{node.value}" in name + "." for layer in ("engines", "models"))
                 if not own and name not in found[node.value]:

@@ -72,8 +72,8 @@ def run(args: argparse.Namespace) -> int:
     check_exposure(args.host, token)
     config = engine_config_from_args(args)
     choice = REGISTRY.choose(config)
-    if choice.name == "remote":
-        raise ConfigError("serve hosts an engine of this machine; remote is the client of one.",
+    if not choice.spec.local:
+        raise ConfigError(f"serve hosts an engine of this machine; {choice.name} is the client of one.",
                           "Pick the engine to serve, e.g. --engine fomm or --engine landmarks.")
     config = REGISTRY.checked(choice.config)
     if not (1 <= args.port <= 65535):

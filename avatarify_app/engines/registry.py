@@ -124,6 +124,8 @@ class EngineSpec:
     bench_factory(config, motion) -> Engine builds it at full size with random weights, for
     ``bench`` on machines without the weights (None: bench needs what ``detect`` needs).
     half: it has a half-precision path (used on CUDA; ``--half/--no-half``).
+    local: it animates on this machine (False: it is the client of an engine elsewhere, which
+    ``serve`` cannot host).
     controls: names of its options the GUI shows as live controls (sliders, pickers).
     """
 
@@ -136,6 +138,7 @@ class EngineSpec:
     bench_factory: Callable[[EngineConfig, MotionOptions], Any] | None = None
     half: bool = False
     auto: bool = True
+    local: bool = True
 
     def option(self, name: str) -> EngineOption | None:
         return next((o for o in self.options if o.name == name), None)

@@ -205,9 +205,9 @@ class Service:
     def __init__(self, config: EngineConfig, *, random_weights: bool = False, max_avatars: int = 64,
                  max_avatar_bytes: int = 512 * 1024 * 1024, max_spares: int = 1,
                  factory: Callable[[EngineConfig, MotionOptions], Any] | None = None) -> None:
-        if config.name in ("auto", "remote"):
-            raise ConfigError(f"The server needs a local engine, not {config.name!r}.")
-        spec = REGISTRY.get(config.name)
+        spec = REGISTRY.get(config.name) if config.name != "auto" else None
+        if spec is None or not spec.local:
+            raise ConfigError(f"The server needs an engine of its own machine, not {config.name!r}.")
         self.spec = spec
         self.config = REGISTRY.checked(config)
         self._factory = factory or (spec.bench_factory if random_weights and spec.bench_factory else spec.factory)

@@ -10,11 +10,18 @@ from avatarify_app.config import EngineConfig
 APP_NAME = "avatarify"  # the Serve application's name
 
 
+def _builtin_engine() -> str:
+    """The engine that needs nothing (the registry's fallback): what settings name by default."""
+    from avatarify_app.engines.registry import REGISTRY
+
+    return REGISTRY.fallback().name
+
+
 @dataclass(frozen=True)
 class ServerSettings:
     """What every replica is built with (plain values: they travel to the replicas as JSON-able data)."""
 
-    engine: dict[str, Any] = field(default_factory=lambda: {"name": "landmarks"})
+    engine: dict[str, Any] = field(default_factory=lambda: {"name": _builtin_engine()})
     random_weights: bool = False
     token: str | None = None
     batching: bool = True

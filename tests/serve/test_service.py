@@ -146,3 +146,23 @@ def test_a_bad_frame_fails_alone_and_an_unloaded_avatar_fails_its_frames(service
     assert late.error is not None and late.error.code == "evicted"
     other = on_thread(service, service.prepare, service.add_avatar(wire.encode_image(flat(200), "png")))
     assert other.engine is engine and engine.source.mean() == 200  # the spare got the next avatar
+
+
+@pytest.mark.parametrize("name", ["remote", "auto"])
+def test_the_service_hosts_only_an_engine_of_its_own_machine(name):
+    """'remote' is a client of another server and 'auto' is not a choice yet: a replica built
+    with either refuses with a message, before anything loads."""
+    from avatarify_app.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="engine of its own machine"):
+        Service(EngineConfig(name=name, options={"server": "http://127.0.0.1:9"}))
+
+
+def test_serve_refuses_to_host_the_remote_engine(capsys):
+    """`serve --engine remote` says what serve is for and names engines it can host."""
+    from avatarify_app.cli import main
+
+    rc = main(["serve", "--engine", "remote", "--server", "http://127.0.0.1:9", "--port", "8011"])
+    assert rc == 2
+    err = capsys.readouterr().err
+    assert "client of one" in err and "--engine fomm" in err

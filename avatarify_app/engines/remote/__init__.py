@@ -53,6 +53,7 @@ SPEC = EngineSpec(
     summary="a `serve` server on another machine (e.g. with a GPU) animates; tracking stays here",
     factory=create,
     detect=detect,
+    local=False,
     options=(
         EngineOption("server", "text", help="URL of a `python main.py serve` server, e.g. http://gpu-box:8000",
                      label="Server URL"),
