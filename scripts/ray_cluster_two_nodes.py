@@ -32,7 +32,7 @@ sys.path.insert(0, str(ROOT))
 
 from avatarify_app.engines.remote.client import RemoteEngine  # noqa: E402
 from avatarify_app.serve import runtime  # noqa: E402
-from avatarify_app.serve.settings import APP_NAME, ServerSettings  # noqa: E402
+from avatarify_app.serve.settings import SERVE_APP_NAME, ServerSettings  # noqa: E402
 
 TOKEN = "cluster-demo-token"
 
@@ -157,7 +157,7 @@ def replica_nodes(tries: int = 40) -> dict[str, str]:
     """Replica id -> node id, asked of the replicas themselves (their info) through the app's handle."""
     from ray import serve
 
-    handle = serve.get_app_handle(APP_NAME)
+    handle = serve.get_app_handle(SERVE_APP_NAME)
     found: dict[str, str] = {}
     for _ in range(tries):
         info = handle.info.remote().result(timeout_s=60)

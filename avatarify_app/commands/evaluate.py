@@ -11,8 +11,6 @@ from avatarify_app.config import MotionOptions
 from avatarify_app.engines import add_engine_arguments, engine_config_from_args
 from avatarify_app.errors import NoFaceError
 
-CROP = 256
-
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--video", required=True, help="video of a talking face")
@@ -58,7 +56,7 @@ def run(args: argparse.Namespace) -> int:
               "crop": "none" if args.no_crop else ("moving" if args.moving_crop else "fixed per shot")})
     print(f"video: {args.video}  engine: {engine.name}  shots: {len(shots)}  frames: {s['frames']}")
     print(f"  L1   {s['l1']:.4f}  (mean abs error, pixels in [0, 1])")
-    akd = "n/a" if s["akd"] is None else f"{s['akd']:.3f} px at {CROP}"
+    akd = "n/a" if s["akd"] is None else f"{s['akd']:.3f} px at {score.size}"
     mkr = "n/a" if s["mkr"] is None else f"{s['mkr']:.4f}"
     print(f"  AKD  {akd}  ({s['akd_landmarks']})")
     print(f"  MKR  {mkr}  (faces found in the real frame but not in the generated one)")

@@ -19,9 +19,8 @@ import sys
 import threading
 
 from avatarify_app.engines import REGISTRY, add_engine_arguments, engine_config_from_args
+from avatarify_app.engines.remote import TOKEN_ENV
 from avatarify_app.errors import ConfigError
-
-TOKEN_ENV = "AVATARIFY_TOKEN"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:

@@ -29,7 +29,7 @@ from avatarify_app.errors import CheckpointError
 from avatarify_app.gui.controller import SessionController
 from avatarify_app.gui.notices import Notices
 from avatarify_app.gui.settings import SCHEMA, AppSettings
-from avatarify_app.gui.state import AppState, Runtime
+from avatarify_app.gui.state import AppState, RunningEngine
 
 log = logging.getLogger(__name__)
 
@@ -202,7 +202,7 @@ class EngineController(QObject):
         if asked.name == "auto" and stats.engine:  # why auto chose it (the registry's reasons)
             detail = str(getattr(stats, "engine_note", None) or "")
             note = auto_reason(detail, stats.engine)
-        self.state.runtime = Runtime(engine=stats.engine, device=stats.device, note=note, detail=detail)
+        self.state.runtime = RunningEngine(engine=stats.engine, device=stats.device, note=note, detail=detail)
 
     def _on_stats(self, stats: Any) -> None:
         asked = self.state.engine

@@ -37,7 +37,7 @@ from avatarify_app import paths
 from avatarify_app.config import EngineConfig
 from avatarify_app.engines.registry import REGISTRY, EngineOption, EngineSpec
 from avatarify_app.gui.panels import set_quietly
-from avatarify_app.gui.state import AppState, Runtime
+from avatarify_app.gui.state import AppState, RunningEngine
 
 log = logging.getLogger(__name__)
 
@@ -297,7 +297,7 @@ class EnginePanel(QGroupBox):
         self._show_half(config, runtime, self.pages[shown].spec if shown else None)
         self.device_label.setText(f"device: {runtime.device or '-'}")
 
-    def _show_half(self, config: EngineConfig, runtime: Runtime, spec: EngineSpec | None) -> None:
+    def _show_half(self, config: EngineConfig, runtime: RunningEngine, spec: EngineSpec | None) -> None:
         offered = spec is not None and spec.half
         self.half_check.setVisible(offered)
         usable = offered and runtime.cuda and runtime.engine == (spec.name if spec else None)

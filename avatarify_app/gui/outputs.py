@@ -21,7 +21,7 @@ from avatarify_app.frames import IMAGE_SUFFIXES
 from avatarify_app.gui.controller import SessionController, is_file_spec
 from avatarify_app.gui.notices import Notices
 from avatarify_app.gui.settings import AppSettings
-from avatarify_app.gui.state import AppState, Outputs
+from avatarify_app.gui.state import AppState, OutputsView
 from avatarify_app.gui.tasks import Tasks
 
 log = logging.getLogger(__name__)
@@ -50,7 +50,7 @@ class OutputsController(QObject):
         self._recording_file = False  # recording one whole pass of a video file (lossless)
         self._last_fps = 0.0
         self._closed = False
-        state.outputs = Outputs(vcam_allowed=vcam_allowed,
+        state.outputs = OutputsView(vcam_allowed=vcam_allowed,
                                 vcam_text="off" if vcam_allowed else "disabled (--no-vcam)")
         controller.bridge.session_changed.connect(self._on_session)
         controller.bridge.stats.connect(self._on_stats)

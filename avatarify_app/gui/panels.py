@@ -34,7 +34,7 @@ from PySide6.QtWidgets import (
 
 from avatarify_app.gui.controller import OFFSET_LIMIT, ZOOM_RANGE
 from avatarify_app.gui.sources import source_label
-from avatarify_app.gui.state import AppState, Calibration, Outputs
+from avatarify_app.gui.state import AppState, Calibration, OutputsView
 
 METER_GOOD = 80  # pose match (%) from which the meter is green
 METER_FAIR = 60  # ... yellow; below it red, with the hint which way to move
@@ -313,7 +313,7 @@ class OutputBar(QToolBar):
         state.outputs_changed.connect(self._show)
         self._show(state.outputs)
 
-    def _show(self, outputs: Outputs) -> None:
+    def _show(self, outputs: OutputsView) -> None:
         self.vcam_check.setEnabled(outputs.vcam_allowed)
         set_quietly(self.vcam_check, "setChecked", outputs.vcam_on)
         self.vcam_status.setText(outputs.vcam_text)

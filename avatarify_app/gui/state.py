@@ -20,7 +20,7 @@ from avatarify_app.config import EngineConfig, LiveOptions
 
 
 @dataclass(frozen=True)
-class Runtime:
+class RunningEngine:
     """What actually runs, from the session's stats: engine, device and why it was chosen."""
 
     engine: str | None = None
@@ -43,7 +43,7 @@ class Calibration:
 
 
 @dataclass(frozen=True)
-class Outputs:
+class OutputsView:
     """The virtual camera switch and its state line, and the recording in progress."""
 
     vcam_allowed: bool = True
@@ -84,10 +84,10 @@ class AppState(QObject):
     avatar_changed = Signal(object)  # Path | None: the portrait animated
     engine_changed = Signal(object)  # EngineConfig: the engine asked for (the picker shows it)
     engine_pending_changed = Signal(bool)  # a switch was asked for and is not confirmed yet
-    runtime_changed = Signal(object)  # Runtime
+    runtime_changed = Signal(object)  # RunningEngine
     options_changed = Signal(object)  # LiveOptions (mirror, passthrough, motion, crop framing)
     calibration_changed = Signal(object)  # Calibration
-    outputs_changed = Signal(object)  # Outputs
+    outputs_changed = Signal(object)  # OutputsView
     view_changed = Signal(object)  # ViewOptions
     busy_changed = Signal(int)  # long operations the user waits for
 
@@ -108,10 +108,10 @@ class AppState(QObject):
         self._avatar: Path | None = None
         self._engine = EngineConfig()
         self._engine_pending = False
-        self._runtime = Runtime()
+        self._runtime = RunningEngine()
         self._options = LiveOptions()
         self._calibration = Calibration()
-        self._outputs = Outputs()
+        self._outputs = OutputsView()
         self._view = ViewOptions()
         self._busy = 0
 

@@ -12,7 +12,7 @@ from typing import Any
 
 from PySide6.QtWidgets import QLabel, QProgressBar, QStatusBar
 
-from avatarify_app.gui.state import AppState, Runtime
+from avatarify_app.gui.state import AppState, RunningEngine
 from avatarify_app.pipeline.stats import TIMING_STAGES
 
 NOTE_CHARS = 60  # of the auto-choice reason in the status bar (every reason is in its tooltip)
@@ -25,7 +25,7 @@ def engine_timings(stats: Any) -> dict[str, float]:
     return {str(k): float(v) for k, v in stage_ms.items() if k not in TIMING_STAGES}
 
 
-def engine_line(stats: Any, runtime: Runtime, limit: int = NOTE_CHARS) -> str:
+def engine_line(stats: Any, runtime: RunningEngine, limit: int = NOTE_CHARS) -> str:
     """"engine: NAME | DEVICE | its stage timings | why auto chose it" (the reason cut to ``limit``)."""
     parts = [f"engine: {stats.engine or '-'}", str(stats.device or "-")]
     timings = engine_timings(stats)

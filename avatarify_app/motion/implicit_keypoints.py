@@ -20,7 +20,8 @@ from typing import Any
 import numpy as np
 import torch
 
-NUM_BINS = 66
+from avatarify_app.models.liveportrait.convnextv2 import NUM_BINS
+
 BIN_DEGREES = 3.0
 BIN_OFFSET = 97.5  # degrees of the bins' expectation that mean "frontal"
 

@@ -21,13 +21,13 @@ from avatarify_app.config import EngineConfig, MotionOptions
 from avatarify_app.errors import NoFaceError, SourceError
 from avatarify_app.frames import as_frame, read_image, resize
 from avatarify_app.offline.cuts import check_mode, label_cuts
+from avatarify_app.offline.metrics import CROP
 from avatarify_app.pipeline.video import VideoWriter, read_video
 from avatarify_app.tracking import paste_back
 from avatarify_app.tracking.crop import recrop, sharp_face, to_size
 
 log = logging.getLogger(__name__)
 
-CROP = 256
 
 
 def progress(total: int, desc: str):

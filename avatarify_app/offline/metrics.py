@@ -18,6 +18,7 @@ import numpy as np
 
 from avatarify_app.tracking.mediapipe_backend import FaceMesh
 
+CROP = 256  # the side of the face crops whole-video work tracks and scores (the paper's 256)
 AED_NOTE = "AED (average Euclidean distance of identity embeddings) is not computed: it needs an identity network we do not ship."
 AKD_LANDMARKS = "mediapipe face mesh, 468 points, static-image mode"
 
@@ -33,7 +34,7 @@ def l1(generated: np.ndarray, real: np.ndarray) -> float:
 class ReconstructionScore:
     """Accumulates per-frame L1, AKD and MKR."""
 
-    size: int = 256
+    size: int = CROP
     l1_values: list[float] = field(default_factory=list)
     akd_values: list[float] = field(default_factory=list)
     real_faces: int = 0

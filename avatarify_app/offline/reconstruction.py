@@ -23,12 +23,11 @@ import numpy as np
 from avatarify_app.errors import NoFaceError
 from avatarify_app.frames import resize
 from avatarify_app.offline.cuts import label_cuts
-from avatarify_app.offline.metrics import ReconstructionScore
+from avatarify_app.offline.metrics import CROP, ReconstructionScore
 from avatarify_app.pipeline.video import iter_video, probe_video
 
 log = logging.getLogger(__name__)
 
-CROP = 256
 MIN_SHOT = 2
 
 

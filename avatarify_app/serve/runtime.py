@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from avatarify_app.errors import ConfigError
-from avatarify_app.serve.settings import APP_NAME
+from avatarify_app.serve.settings import SERVE_APP_NAME
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +63,7 @@ class Running:
     url: str
     embedded: bool
     info: dict[str, Any] = field(default_factory=dict)
-    app_name: str = APP_NAME
+    app_name: str = SERVE_APP_NAME
 
     def stop(self) -> None:
         """Delete the application; the embedded Ray is shut down (with every process it started),
@@ -112,13 +112,13 @@ def deploy(settings, *, embedded: bool, host: str = "127.0.0.1", port: int = 800
                     min_replicas=min_replicas, max_replicas=max_replicas, target_sessions=target_sessions,
                     gpus_per_replica=gpus_per_replica, cpus_per_replica=cpus_per_replica,
                     max_replicas_per_node=max_replicas_per_node)
-    handle = serve.run(app, name=APP_NAME, route_prefix=route_prefix)
+    handle = serve.run(app, name=SERVE_APP_NAME, route_prefix=route_prefix)
     info = handle.info.remote().result(timeout_s=ready_timeout)
     shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
     shown = f"[{shown}]" if ":" in shown else shown
     url = f"http://{shown}:{int(port)}" + ("" if route_prefix == "/" else route_prefix.rstrip("/"))
     info["gpus_per_replica"] = gpus_per_replica
-    return Running(url, embedded, info, APP_NAME)
+    return Running(url, embedded, info, SERVE_APP_NAME)
 
 
 def start(settings, *, address: str | None = None, host: str = "127.0.0.1", port: int = 8000,
@@ -131,11 +131,11 @@ def start(settings, *, address: str | None = None, host: str = "127.0.0.1", port
     try:
         return deploy(settings, embedded=embedded, host=host, port=port, **deploy_kw)
     except BaseException:
-        shutdown(embedded, APP_NAME)
+        shutdown(embedded, SERVE_APP_NAME)
         raise
 
 
-def shutdown(embedded: bool, app_name: str = APP_NAME, grace: float = 10.0) -> None:
+def shutdown(embedded: bool, app_name: str = SERVE_APP_NAME, grace: float = 10.0) -> None:
     """Delete the application; an embedded Ray is shut down with every process this one started."""
     import psutil
     import ray

@@ -64,7 +64,7 @@ class UnknownReference(wire.WireError):
 
 
 @dataclass(frozen=True)
-class Avatar:
+class ServedAvatar:
     """An uploaded avatar: the aligned crop (any square size) and its landmarks in its pixels."""
 
     id: str
@@ -136,7 +136,7 @@ class SessionState:
 class Prepared:
     """One engine with one avatar as its source (a Serve multiplexed "model")."""
 
-    def __init__(self, service: Service, avatar: Avatar, engine: Any) -> None:
+    def __init__(self, service: Service, avatar: ServedAvatar, engine: Any) -> None:
         self.service = service
         self.avatar = avatar
         self.engine = engine
@@ -268,15 +268,15 @@ class Service:
 
     # ----------------------------------------------------------------- avatars (event loop)
     def add_avatar(self, data: bytes, landmarks: Landmarks = None, *,
-                   max_bytes: int = wire.MAX_AVATAR_BYTES) -> Avatar:
+                   max_bytes: int = wire.MAX_AVATAR_BYTES) -> ServedAvatar:
         """Decode and store an uploaded avatar (a square face crop); its id is its content hash."""
         image = wire.decode_image(data, max_bytes=max_bytes, square=True)
         lms = parse_landmarks(landmarks, image.shape[0])
-        avatar = Avatar(wire.content_id(image, lms), image, lms)
+        avatar = ServedAvatar(wire.content_id(image, lms), image, lms)
         self.avatars.put(avatar.id, avatar, avatar.nbytes)
         return avatar
 
-    def avatar(self, avatar_id: str) -> Avatar:
+    def avatar(self, avatar_id: str) -> ServedAvatar:
         found = self.avatars.get(wire.check_id(avatar_id))
         if found is None:
             raise UnknownAvatar(f"This server has no avatar {avatar_id[:12]}... (restarted, or it was evicted).",
@@ -298,7 +298,7 @@ class Service:
         return found
 
     # ----------------------------------------------------------------- inference thread
-    def prepare(self, avatar: Avatar) -> Prepared:
+    def prepare(self, avatar: ServedAvatar) -> Prepared:
         """An engine with ``avatar`` as its source (a spare one when there is one)."""
         engine = self._spares.pop() if self._spares else self._new_engine()
         try:
@@ -341,7 +341,7 @@ class Service:
         return {"protocol": wire.PROTOCOL, "engine": self.engine_name, "device": self.device, "size": self.size,
                 "random_weights": self.random_weights, "avatars": len(self.avatars),
                 "formats": list(wire.FORMATS), "max_avatar_bytes": wire.MAX_AVATAR_BYTES,
-                "max_message_bytes": wire.MAX_MESSAGE_BYTES, "max_side": wire.MAX_SIDE,
+                "max_message_bytes": wire.MAX_MESSAGE_BYTES, "max_side": wire.MAX_WIRE_SIDE,
                 "frames": self.frames, "batches": self.batches, "max_batch": self.max_batch}
 
 

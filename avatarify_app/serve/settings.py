@@ -7,7 +7,7 @@ from typing import Any
 
 from avatarify_app.config import EngineConfig
 
-APP_NAME = "avatarify"  # the Serve application's name
+SERVE_APP_NAME = "avatarify"  # the Serve application's name
 
 
 def _builtin_engine() -> str:

@@ -18,7 +18,7 @@ from avatarify_app.tracking.types import AlignedFace, Face
 
 log = logging.getLogger(__name__)
 
-BACKENDS = ("mediapipe", "face_alignment")
+LANDMARK_BACKENDS = ("mediapipe", "face_alignment")
 # The mesh runs on a square region around the detector box, this many box sides wide ...
 MESH_REGION_SCALE = 2.2
 # ... resampled to this many px (the mesh model itself looks at 192x192).
@@ -40,10 +40,10 @@ BLURRY_UPSCALE = 1.1
 
 
 def check_backend(config: TrackingConfig) -> None:
-    if config.backend not in BACKENDS:
+    if config.backend not in LANDMARK_BACKENDS:
         raise ConfigError(
             f"Unknown tracking back-end {config.backend!r}.",
-            f"Use one of: {', '.join(BACKENDS)}.",
+            f"Use one of: {', '.join(LANDMARK_BACKENDS)}.",
         )
 
 

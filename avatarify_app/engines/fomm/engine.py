@@ -35,12 +35,12 @@ from avatarify_app.motion import relative_transform
 
 log = logging.getLogger(__name__)
 
-BACKENDS = ("auto", "torch", "onnx")
+FOMM_BACKENDS = ("auto", "torch", "onnx")
 
 
 def resolve_backend(backend: str, device: torch.device, half: bool) -> str:
     """"auto" -> onnx on CPU (float32) when onnxruntime is importable, else torch."""
-    if backend not in BACKENDS:
+    if backend not in FOMM_BACKENDS:
         raise ConfigError(f"Unknown FOMM backend {backend!r}", "Use auto, torch or onnx.")
     onnx_ok = importlib.util.find_spec("onnxruntime") is not None
     if backend == "auto":

@@ -203,7 +203,7 @@ class LandmarkEngine:
             centre=pts.mean(0),
             face_size=face_size,
             body=pts.mean(0) + down * (p.body_offset * face_size),
-            mouth=lm.opening_axis(pts, lg.MOUTH_CORNERS, lg.MOUTH_INNER_PAIRS),
+            mouth=lm.opening_axis(pts, lg.MOUTH_INNER_CORNERS, lg.MOUTH_INNER_PAIRS),
             reye=lm.opening_axis(pts, lg.RIGHT_EYE_CORNERS, lg.RIGHT_EYE_PAIRS),
             leye=lm.opening_axis(pts, lg.LEFT_EYE_CORNERS, lg.LEFT_EYE_PAIRS),
             eyes=[ll.openness(pts, *eye) for eye in _EYES],

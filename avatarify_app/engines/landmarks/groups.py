@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import numpy as np
 
-N_LANDMARKS = 468
+from avatarify_app.tracking.types import N_LANDMARKS
 
 # Contours in ring order (used for the interior polygons and for opening heights).
 MOUTH_INNER_RING = (78, 191, 80, 81, 82, 13, 312, 311, 310, 415, 308,
                     324, 318, 402, 317, 14, 87, 178, 88, 95)
 MOUTH_INNER_PAIRS = ((81, 178), (82, 87), (13, 14), (312, 317), (311, 402))
-MOUTH_CORNERS = (78, 308)
+MOUTH_INNER_CORNERS = (78, 308)
 
 RIGHT_EYE_RING = (33, 246, 161, 160, 159, 158, 157, 173, 133, 155, 154, 153, 145, 144, 163, 7)
 RIGHT_EYE_PAIRS = ((160, 144), (159, 145), (158, 153))

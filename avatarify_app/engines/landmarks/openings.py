@@ -14,7 +14,7 @@ from avatarify_app.engines.landmarks import motion as lm
 
 # (key of SourceState.axis, ring, corners, inner pairs) of each opening.
 OPENINGS = (
-    ("mouth", lg.MOUTH_INNER_RING, lg.MOUTH_CORNERS, lg.MOUTH_INNER_PAIRS),
+    ("mouth", lg.MOUTH_INNER_RING, lg.MOUTH_INNER_CORNERS, lg.MOUTH_INNER_PAIRS),
     ("reye", lg.RIGHT_EYE_RING, lg.RIGHT_EYE_CORNERS, lg.RIGHT_EYE_PAIRS),
     ("leye", lg.LEFT_EYE_RING, lg.LEFT_EYE_CORNERS, lg.LEFT_EYE_PAIRS),
 )

@@ -25,7 +25,8 @@ CPU_SECONDS_PER_FRAME = 5.7
 runtime that ``backend auto`` picks there (engines/liveportrait/fast.py): 5.7 s on a quiet
 machine, against 8.9 s for the authors' eager modules (scripts/bench_liveportrait_cpu.py).
 ``bench --engine liveportrait --device cpu`` measures it."""
-FOLLOW = -0.1  # eye_open / mouth_open: the driver decides (drive.FOLLOW)
+FOLLOW = -0.1
+"""``eye_open`` / ``mouth_open`` value (any negative one) that leaves the eyes / mouth to the driver."""
 GET_HINT = ("Put the authors' released weights (KwaiVGI/LivePortrait on HuggingFace, folder liveportrait/) in "
             "checkpoints/liveportrait/ (see checkpoints/README.md), or pass --checkpoint FOLDER.")
 

@@ -39,7 +39,7 @@ import numpy as np
 
 LEFT_EYE = (33, 133, 159, 145)  # image-left eye: corners, upper and lower lid middles
 RIGHT_EYE = (362, 263, 386, 374)
-MOUTH_CORNERS = (61, 291)
+MOUTH_OUTER_CORNERS = (61, 291)
 LOWER_OVAL = (127, 234, 93, 132, 58, 172, 136, 150, 149, 176, 148, 152,
               377, 400, 378, 379, 365, 397, 288, 361, 323, 454, 356)
 BROWS = (70, 63, 105, 66, 107, 55, 65, 52, 53, 46, 300, 293, 334, 296, 336, 285, 295, 282, 283, 276)
@@ -47,7 +47,7 @@ NOSE = (1, 2, 4, 5, 6, 98, 327, 168, 197, 195)
 MOUTH = (0, 13, 14, 17, 37, 39, 40, 61, 78, 84, 91, 146, 181, 185, 267, 269, 270, 291, 308, 314, 321, 375, 405, 409)
 EXTENT = tuple(sorted(set(LOWER_OVAL + BROWS + LEFT_EYE + RIGHT_EYE + NOSE + MOUTH)))
 
-FEATHER = 0.04
+PASTE_FEATHER = 0.04
 """Width of the paste-back mask's ramp, as a fraction of the LivePortrait crop's side."""
 
 
@@ -115,7 +115,7 @@ def window_for(landmarks: np.ndarray, rule: CropRule) -> Window:
     if p.ndim != 2 or p.shape[0] < 468:
         raise ValueError(f"expected (468, 2) mesh landmarks, got {p.shape}")
     eyes = 0.5 * (p[list(LEFT_EYE)].mean(axis=0) + p[list(RIGHT_EYE)].mean(axis=0))
-    mouth = p[list(MOUTH_CORNERS)].mean(axis=0)
+    mouth = p[list(MOUTH_OUTER_CORNERS)].mean(axis=0)
     down = mouth - eyes
     length = float(np.hypot(*down))
     uy = down / length if length > 1e-3 else np.array([0.0, 1.0])
@@ -140,7 +140,7 @@ def cut(image: np.ndarray, window: Window, n: int) -> np.ndarray:
     return np.ascontiguousarray(cv2.resize(big, (n, n), interpolation=cv2.INTER_AREA))
 
 
-def feather_mask(n: int, feather: float = FEATHER) -> np.ndarray:
+def feather_mask(n: int, feather: float = PASTE_FEATHER) -> np.ndarray:
     """n x n float32 weights: 1 inside, falling smoothly to 0 over ``feather`` of the side at each edge."""
     u = np.arange(n, dtype=np.float32) + 0.5
     ramp = np.clip(np.minimum(u, n - u) / max(feather * n, 1.0), 0.0, 1.0)
@@ -154,7 +154,7 @@ class PasteBack:
     Everything that depends on the source alone is computed once."""
 
     def __init__(self, background: np.ndarray, crop_side: int, window: Window, lp_side: int,
-                 feather: float = FEATHER) -> None:
+                 feather: float = PASTE_FEATHER) -> None:
         self.size = int(background.shape[0])
         # output px <- our crop px (scaled by size / crop_side) <- window px
         self._matrix = to_index(window.from_window(lp_side) * (self.size / float(crop_side)))

@@ -43,6 +43,7 @@ from dataclasses import dataclass, replace
 import torch
 from torch import nn
 
+from avatarify_app.engines.liveportrait import FOLLOW
 from avatarify_app.engines.liveportrait.ratios import OpenRatios
 from avatarify_app.motion import (
     apply_stitching,
@@ -62,8 +63,6 @@ EXP_PARTS = ((3, (1,)), (4, (1,)), (5, (2,)), (8, (2,)), (9, (1, 2)))
 LIP_ROWS = (6, 12, 14, 17, 19, 20)
 EYE_ROWS = (11, 13, 15, 16, 18)
 LIP_NORMALIZE_THRESHOLD = 0.03
-FOLLOW = -0.1
-"""``eye_open`` / ``mouth_open`` value (any negative one) that leaves the eyes / mouth to the driver."""
 
 
 @dataclass(frozen=True)

@@ -29,7 +29,7 @@ from avatarify_app.models import LivePortraitModels
 
 log = logging.getLogger(__name__)
 
-BACKENDS = ("auto", "torch", "fast")
+LP_BACKENDS = ("auto", "torch", "fast")
 FAST_MODULE = "avatarify_app.engines.liveportrait.fast"
 
 
@@ -113,7 +113,7 @@ def fast_available() -> bool:
 
 def resolve_backend(backend: str, device: torch.device, half: bool) -> str:
     """"auto" -> the fast CPU runtime where it is installed (CPU, float32), else torch."""
-    if backend not in BACKENDS:
+    if backend not in LP_BACKENDS:
         raise ConfigError(f"Unknown LivePortrait backend {backend!r}.", "Use auto, torch or fast.")
     if backend == "auto":
         return "fast" if device.type == "cpu" and not half and fast_available() else "torch"

@@ -35,7 +35,7 @@ DEFAULT_QUALITY = 90
 MAX_AVATAR_BYTES = 20 * 1024 * 1024  # an uploaded avatar image (HTTP body)
 MAX_MESSAGE_BYTES = 8 * 1024 * 1024  # one WebSocket message (a frame, a reference, an avatar)
 MAX_JSON_BYTES = 64 * 1024  # a control message or a data message's header
-MAX_SIDE = 2048  # the longest image side accepted
+MAX_WIRE_SIDE = 2048  # the longest image side accepted
 MIN_SIDE = 16
 MAX_LANDMARKS = 2048  # points per landmark array
 
@@ -121,7 +121,7 @@ def image_size(data: bytes) -> tuple[str, int, int]:
     raise BadMedia("Not a JPEG or PNG image.", "Send the image as JPEG or PNG bytes.")
 
 
-def decode_image(data: bytes, *, max_bytes: int = MAX_MESSAGE_BYTES, max_side: int = MAX_SIDE,
+def decode_image(data: bytes, *, max_bytes: int = MAX_MESSAGE_BYTES, max_side: int = MAX_WIRE_SIDE,
                  square: bool = False) -> np.ndarray:
     """JPEG or PNG bytes -> frame, after checking size and dimensions from the header."""
     if len(data) == 0:

@@ -21,28 +21,27 @@ from torch import nn
 from avatarify_app.errors import CheckpointError
 from avatarify_app.models.fomm.generator import OcclusionAwareGenerator
 from avatarify_app.models.fomm.keypoint_detector import KPDetector
-from avatarify_app.models.fomm.params import build_models, load_model_params
+from avatarify_app.models.fomm.params import CONFIG_HINT, build_models, load_model_params
 from avatarify_app.models.safe_load import as_state_dict, load_weights, strip_prefix
 from avatarify_app.models.safe_load import check_state_dict as check_fit
 
 log = logging.getLogger(__name__)
 
 PARTS = ("kp_detector", "generator")
-GET_HINT = "Use the authors' vox-cpk.pth.tar or vox-adv-cpk.pth.tar (see checkpoints/README.md)."
-CONFIG_HINT = "Pass the model config the checkpoint was trained with (model_params YAML)."
+WEIGHTS_HINT = "Use the authors' vox-cpk.pth.tar or vox-adv-cpk.pth.tar (see checkpoints/README.md)."
 
 
 def read_checkpoint(path: str | Path) -> dict[str, dict[str, torch.Tensor]]:
     """{'kp_detector': state_dict, 'generator': state_dict} from a checkpoint file, safely."""
     p = Path(path)
-    data = load_weights(p, GET_HINT)
+    data = load_weights(p, WEIGHTS_HINT)
     if not isinstance(data, Mapping):
-        raise CheckpointError(f"{p} holds a {type(data).__name__}, not a FOMM checkpoint dict.", GET_HINT)
+        raise CheckpointError(f"{p} holds a {type(data).__name__}, not a FOMM checkpoint dict.", WEIGHTS_HINT)
     missing = [k for k in PARTS if k not in data]
     if missing:
         found = ", ".join(sorted(map(str, data))[:8]) or "nothing"
-        raise CheckpointError(f"{p} has no {' or '.join(missing)} weights (it holds: {found}).", GET_HINT)
-    return {part: strip_prefix(as_state_dict(p, part, data[part], GET_HINT), "module.") for part in PARTS}
+        raise CheckpointError(f"{p} has no {' or '.join(missing)} weights (it holds: {found}).", WEIGHTS_HINT)
+    return {part: strip_prefix(as_state_dict(p, part, data[part], WEIGHTS_HINT), "module.") for part in PARTS}
 
 
 def _hint(part: str, key: str, expected: tuple[int, ...] | None, found: tuple[int, ...] | None) -> str | None:

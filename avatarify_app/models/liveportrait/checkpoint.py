@@ -28,6 +28,7 @@ from torch import nn
 
 from avatarify_app.errors import CheckpointError
 from avatarify_app.models.liveportrait.params import (
+    CONFIG_HINT,
     NETWORKS,
     RETARGETING_PARTS,
     LivePortraitModels,
@@ -48,9 +49,8 @@ RETARGETING_FILE = "retargeting_models/stitching_retargeting_module"
 RETARGETING_KEYS = {"stitching": "retarget_shoulder", "lip": "retarget_mouth", "eye": "retarget_eye"}
 LAYOUT = (f"{BASE_DIR}/{{{','.join(NETWORKS)}}}.pth and, for stitching and eye/lip retargeting, "
           f"{RETARGETING_FILE}.pth (each may be .safetensors instead)")
-GET_HINT = ("Use the authors' released LivePortrait weights (KwaiVGI/LivePortrait, the folder "
+WEIGHTS_HINT = ("Use the authors' released LivePortrait weights (KwaiVGI/LivePortrait, the folder "
             "pretrained_weights/liveportrait/); see checkpoints/README.md.")
-CONFIG_HINT = "Pass the models.yaml the weights were released with (model_params in the authors' layout)."
 
 
 def weights_path(folder: Path, stem: str) -> Path | None:
@@ -68,7 +68,7 @@ def _layout_hint(folder: Path) -> str:
         hint += f" {folder / 'liveportrait'} has that layout: point at it."
     elif folder.name in (BASE_DIR, "retargeting_models"):
         hint += f" Point at the folder above it, {folder.parent}."
-    return f"{hint} {GET_HINT}"
+    return f"{hint} {WEIGHTS_HINT}"
 
 
 def _hint(part: str, key: str, expected: tuple[int, ...] | None, found: tuple[int, ...] | None) -> str | None:
@@ -107,9 +107,9 @@ def _fit(path: Path, part: str, module: nn.Module, sd: dict[str, torch.Tensor]) 
 
 def read_retargeting(path: Path) -> dict[str, dict[str, torch.Tensor]]:
     """{'stitching', 'lip', 'eye'} -> state dict from the retargeting file, ``module.`` removed."""
-    data = load_weights(path, GET_HINT)
+    data = load_weights(path, WEIGHTS_HINT)
     if not isinstance(data, Mapping):
-        raise CheckpointError(f"{path} holds a {type(data).__name__}, not the retargeting dict.", GET_HINT)
+        raise CheckpointError(f"{path} holds a {type(data).__name__}, not the retargeting dict.", WEIGHTS_HINT)
     parts: dict[str, Any] = {}
     for part, file_key in RETARGETING_KEYS.items():
         if file_key in data:  # nested, as the authors save it
@@ -122,8 +122,8 @@ def read_retargeting(path: Path) -> dict[str, dict[str, torch.Tensor]]:
     missing = [RETARGETING_KEYS[p] for p in RETARGETING_PARTS if p not in parts]
     if missing:
         found = ", ".join(sorted(map(str, data))[:6]) or "nothing"
-        raise CheckpointError(f"{path} has no {', '.join(missing)} weights (it holds: {found}).", GET_HINT)
-    return {part: strip_prefix(as_state_dict(path, RETARGETING_KEYS[part], value, GET_HINT), "module.")
+        raise CheckpointError(f"{path} has no {', '.join(missing)} weights (it holds: {found}).", WEIGHTS_HINT)
+    return {part: strip_prefix(as_state_dict(path, RETARGETING_KEYS[part], value, WEIGHTS_HINT), "module.")
             for part, value in parts.items()}
 
 
@@ -144,7 +144,7 @@ def load_liveportrait(folder: str | Path, model_params: Mapping[str, Any] | str 
         raise CheckpointError(f"LivePortrait weights not found in {root}: {', '.join(absent)}.", _layout_hint(root))
     models = build_liveportrait(model_params)
     for name, path in paths.items():
-        sd = strip_prefix(as_state_dict(path, name, load_weights(path, GET_HINT), GET_HINT), "module.")
+        sd = strip_prefix(as_state_dict(path, name, load_weights(path, WEIGHTS_HINT), WEIGHTS_HINT), "module.")
         _fit(path, name, getattr(models, name), sd)
     retargeting_path = weights_path(root, RETARGETING_FILE)
     retargeting = models.stitching_retargeting_module
