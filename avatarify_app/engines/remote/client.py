@@ -20,6 +20,8 @@ reconnects with backoff, re-uploads the avatar and re-sends the reference.
 
 Threads: the caller's (``predict`` and the setters) and one link thread per engine (connects,
 receives, decodes replies); both meet in a condition. ``close`` stops and joins the link thread.
+The links (links.py, http_link.py) see the engine only as a ``links.LinkOwner``: its settings, the
+condition (``lock``), ``snapshot`` and the ``on_*`` callbacks below.
 """
 
 from __future__ import annotations
@@ -41,6 +43,10 @@ from avatarify_app.engines.remote.links import (
     CONNECTED,
     CONNECTING,
     LOST,
+    UPLOADING,
+    Avatar,
+    Link,
+    SessionState,
     WebSocketLink,
     error_message,
 )
@@ -89,7 +95,8 @@ class _Sent:
 
 
 class RemoteEngine:
-    """``Engine`` (engines/base.py) that animates on a `serve` server (see the module doc).
+    """``Engine`` (engines/base.py) that animates on a `serve` server (see the module doc), and the
+    ``links.LinkOwner`` of its link.
 
     ``status``: "connecting", "connected", "server lost, reconnecting", "wrong or missing token",
     or "uploading the avatar" (for a status bar). ``device`` names the server
@@ -137,7 +144,7 @@ class RemoteEngine:
         # Session state (guarded by _cond), mirrored on the server.
         self._cond = threading.Condition()
         self._version = 0
-        self._avatar: tuple[str, np.ndarray, np.ndarray | None] | None = None
+        self._avatar: Avatar | None = None
         self._avatar_error: EngineError | None = None
         self._reference: tuple[np.ndarray, np.ndarray | None] | None = None
         self._controls: dict[str, Any] = {}
@@ -155,8 +162,7 @@ class RemoteEngine:
         self.lost_events = self.bytes_up = self.bytes_down = self.returned = 0
         self.last_engine_ms = 0.0  # of the last returned frame: the server's engine alone (decode, encode not in it)
         self.session_info: dict[str, Any] = {}  # the replica and node serving this session (WebSocket)
-        link = WebSocketLink if transport == "websocket" else HttpLink
-        self._link = link(self)
+        self._link: Link = WebSocketLink(self) if transport == "websocket" else HttpLink(self, self._http)
         self._link.start()
 
     @property
@@ -164,6 +170,12 @@ class RemoteEngine:
         """Where it runs, e.g. "remote http://gpu-box:8000 -> fomm on cuda:0 NVIDIA L4 fp16 torch",
         with the link's status while it is not connected (the live stats and status bar show it)."""
         return self._where if self.status == CONNECTED else f"{self._where} [{self.status}]"
+
+    @property
+    def lock(self) -> threading.Condition:
+        """The condition that guards the session state (re-entrant); the link holds it where what
+        it sends must match that state (``links.LinkOwner``)."""
+        return self._cond
 
     @classmethod
     def from_config(cls, config: EngineConfig, motion: MotionOptions | None = None) -> RemoteEngine:
@@ -367,8 +379,14 @@ class RemoteEngine:
             self.status = LOST
         self._cond.notify_all()
 
-    # ----------------------------------------------------------------- link callbacks (link thread)
-    def _on_reply(self, seq: int, data: bytes, server_ms: float, engine_ms: float = 0.0) -> None:
+    # ----------------------------------------------------------------- links.LinkOwner (link threads)
+    def snapshot(self) -> SessionState:
+        """What the link sends when (re)connecting and with each HTTP frame (takes the lock)."""
+        with self._cond:
+            return SessionState(avatar=self._avatar, reference=self._reference, motion=self.options,
+                                controls=dict(self._controls), ready=self._ready, version=self._version)
+
+    def on_reply(self, seq: int, data: bytes, server_ms: float, engine_ms: float = 0.0) -> None:
         t = time.perf_counter()
         try:
             frame = wire.decode_image(data, square=True)
@@ -389,13 +407,13 @@ class RemoteEngine:
             rtt = t - sent.t
             self._rtt_s = rtt if self._rtt_s is None else 0.8 * self._rtt_s + 0.2 * rtt
 
-    def _on_frame_failed(self, seq: int, message: str) -> None:
+    def on_frame_failed(self, seq: int, message: str) -> None:
         with self._cond:
             self._inflight.pop(seq, None)
             self._cond.notify_all()
         log.warning("the server could not animate frame %d: %s", seq, message)
 
-    def _on_ready(self) -> None:
+    def on_ready(self) -> None:
         with self._cond:
             self._ready = self._avatar is not None
             if self.status != CONNECTED and self.lost_events:
@@ -403,25 +421,43 @@ class RemoteEngine:
             self.status = CONNECTED
             self._cond.notify_all()
 
-    def _on_connected(self) -> None:
+    def on_connected(self) -> None:
         with self._cond:
             self.connections += 1
             if self._avatar is None:
                 self.status = CONNECTED
 
-    def _on_avatar_error(self, code: str, message: str) -> None:
+    def on_avatar_error(self, code: str, message: str) -> None:
         error = {"no_face": NoFaceError, "bad_image": BadImageError}.get(code, EngineError)
         with self._cond:
             self._avatar_error = error(f"The server cannot use this avatar: {message}")
             self._cond.notify_all()
 
-    def _on_lost(self, status: str = LOST) -> None:
+    def on_lost(self, status: str = LOST) -> None:
         with self._cond:
             self._lost_locked()
             if status == BAD_TOKEN:
                 self.status = BAD_TOKEN
 
-    def _snapshot(self) -> dict[str, Any]:
-        """What the link sends when (re)connecting (call with _cond held)."""
-        return {"avatar": self._avatar, "reference": self._reference, "motion": self.options,
-                "controls": dict(self._controls)}
+    def on_session_info(self, info: dict[str, Any]) -> None:
+        with self._cond:
+            self.session_info = dict(info)
+
+    def on_avatar_wanted(self, avatar_id: Any) -> Avatar | None:
+        with self._cond:
+            avatar = self._avatar
+            if avatar is None or avatar_id != avatar[0]:
+                return None
+            self._ready = False  # no frames until the server has it again
+            self._inflight.clear()
+            self.on_uploading()
+            return avatar
+
+    def on_uploading(self) -> None:
+        with self._cond:
+            self.status = UPLOADING
+            self.uploads += 1
+
+    def on_avatar_unknown(self) -> None:
+        with self._cond:
+            self._ready = False
