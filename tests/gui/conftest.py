@@ -8,7 +8,7 @@ import pytest
 
 pytest.importorskip("pytestqt")
 
-from gui_fakes import Fakes, write_clip
+from live_fakes import Fakes, write_clip
 
 from avatarify_app import paths
 from avatarify_app.config import VirtualCameraConfig

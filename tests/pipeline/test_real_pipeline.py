@@ -7,7 +7,7 @@ import itertools
 import cv2
 import numpy as np
 import pytest
-from pipeline_fakes import wait_for
+from live_fakes import wait_for
 
 from avatarify_app.config import EngineConfig
 from avatarify_app.pipeline import Session, VideoFileSource
