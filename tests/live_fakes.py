@@ -1,5 +1,5 @@
 """The one family of test fakes for the live pipeline: tracker, engine, aligner, frame source,
-the Session wiring that builds them, test videos and ``wait_for``.
+virtual camera backend, the Session wiring that builds them, test videos and ``wait_for``.
 
 Imported by name (``from live_fakes import Fakes``): pytest puts ``tests/`` on ``sys.path`` for
 ``tests/conftest.py`` (the name is unique so it cannot be confused with a folder's own helpers).
@@ -87,7 +87,7 @@ def _no_face(image: np.ndarray) -> bool:
     return int(image.max()) == 0
 
 
-# -- test videos (MJPG .avi: written by OpenCV, no ffmpeg needed) -------------------------------
+# -- test videos (MJPG .avi by OpenCV, no ffmpeg needed; H.264 .mp4 by the app) -------------------------------
 def write_video(path: Path, frames: list[np.ndarray], fps: float = 30.0) -> Path:
     """An MJPG .avi of RGB ``frames`` (values change by a few levels in compression)."""
     h, w = frames[0].shape[:2]
@@ -96,6 +96,17 @@ def write_video(path: Path, frames: list[np.ndarray], fps: float = 30.0) -> Path
     for frame in frames:
         writer.write(rgb_to_bgr(frame))
     writer.release()
+    return path
+
+
+def write_mp4(path: Path, frames: list[np.ndarray], fps: float = 25.0) -> Path:
+    """An H.264 .mp4 of RGB ``frames`` through the app's own ``VideoWriter`` (ffmpeg), what the
+    offline commands read."""
+    from avatarify_app.pipeline.video import VideoWriter
+
+    with VideoWriter(path, fps, frames[0].shape[1::-1]) as w:
+        for frame in frames:
+            w.write(frame)
     return path
 
 
@@ -150,6 +161,37 @@ class ListSource:
 
     def close(self) -> None:
         self.state["closed"] += 1
+
+
+# -- a virtual camera -------------------------------------------------------------------------------
+class RecordingBackend:
+    """A pyvirtualcam backend (its ``Backend`` interface) that keeps what it is sent; register
+    it with ``pyvirtualcam.register_backend`` (and reset ``instances`` and ``fail_with``).
+    ``fail_with``: a message to fail opening with, as a missing camera driver does."""
+
+    instances: list = []  # noqa: RUF012 (test bookkeeping, reset by the fixtures)
+    fail_with: str | None = None
+
+    def __init__(self, *, width, height, fps, fourcc, device, **kw) -> None:
+        if RecordingBackend.fail_with:
+            raise RuntimeError(RecordingBackend.fail_with)
+        self.width, self.height, self.fps, self.fourcc = width, height, fps, fourcc
+        self._device = device or "test-vcam"
+        self.frames: list[np.ndarray] = []
+        self.closed = False
+        RecordingBackend.instances.append(self)
+
+    def send(self, frame: np.ndarray) -> None:
+        self.frames.append(frame.reshape(self.height, self.width, 3).copy())
+
+    def close(self) -> None:
+        self.closed = True
+
+    def device(self) -> str:
+        return self._device
+
+    def native_fourcc(self):
+        return None
 
 
 # -- tracker, aligner, pose match ------------------------------------------------------------------

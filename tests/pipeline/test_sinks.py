@@ -8,7 +8,7 @@ import cv2
 import numpy as np
 import pytest
 import pyvirtualcam
-from live_fakes import Fakes, ListSource, coded_frame, decode, write_coded_video
+from live_fakes import Fakes, ListSource, RecordingBackend, coded_frame, decode, write_coded_video
 
 from avatarify_app.config import VirtualCameraConfig
 from avatarify_app.errors import SinkError, VirtualCameraUnavailable
@@ -25,34 +25,10 @@ from avatarify_app.pipeline import (
 BACKEND = "avatarify-test"
 
 
-class RecordingBackend:
-    """A pyvirtualcam backend that keeps what it gets (pyvirtualcam's Backend interface)."""
-
-    instances: list = []  # noqa: RUF012 - per-test list, reset by the fixture
-
-    def __init__(self, *, width, height, fps, fourcc, device, **kw):
-        self.width, self.height, self.fps, self.fourcc = width, height, fps, fourcc
-        self._device = device or "test-vcam"
-        self.frames: list[np.ndarray] = []
-        self.closed = False
-        RecordingBackend.instances.append(self)
-
-    def send(self, frame):
-        self.frames.append(frame.reshape(self.height, self.width, 3).copy())
-
-    def close(self):
-        self.closed = True
-
-    def device(self):
-        return self._device
-
-    def native_fourcc(self):
-        return None
-
-
 @pytest.fixture
 def vcam_backend():
     RecordingBackend.instances = []
+    RecordingBackend.fail_with = None
     pyvirtualcam.register_backend(BACKEND, RecordingBackend)
     yield RecordingBackend
     pyvirtualcam.camera.BACKENDS.pop(BACKEND, None)
