@@ -9,6 +9,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from live_fakes import write_mp4
 
 from avatarify_app.cli import main
 from avatarify_app.frames import save_image
@@ -160,15 +161,6 @@ def test_animate_restarts_the_reference_at_each_scene_cut(tmp_path, portrait_fil
 
 
 # ----------------------------------------------------------------------------- scene cuts (issue 11, item 1)
-def _write(path: Path, frames: list[np.ndarray], fps: float = 25.0) -> Path:
-    from avatarify_app.pipeline.video import VideoWriter
-
-    with VideoWriter(path, fps, frames[0].shape[1::-1]) as w:
-        for f in frames:
-            w.write(f)
-    return path
-
-
 def _fast_head_motion(crop: np.ndarray, n: int = 40) -> list[np.ndarray]:
     """A head turning 24 degrees, zooming 16 % and moving 20 px, smoothly, in ``n`` frames."""
     out = []
@@ -188,7 +180,7 @@ def test_animate_follows_fast_head_motion_as_one_shot(tmp_path, capsys):
 
     crop = align_portrait(_portrait()).image
     frames = _fast_head_motion(crop)
-    driving = _write(tmp_path / "fast.mp4", frames)
+    driving = write_mp4(tmp_path / "fast.mp4", frames)
     src = tmp_path / "src.png"
     save_image(src, crop)
     out = tmp_path / "out.mp4"
@@ -213,7 +205,7 @@ def test_animate_cuts_off_takes_the_video_as_one_shot(tmp_path, portrait_file, c
                               cv2.BORDER_REPLICATE)
     frames = [base] * 6 + [cv2.warpAffine(base, cv2.getRotationMatrix2D((160, 110), 18, 0.85), (320, 240),
                                           borderMode=cv2.BORDER_REPLICATE)] * 6
-    driving = _write(tmp_path / "cut.mp4", frames, fps=FPS)
+    driving = write_mp4(tmp_path / "cut.mp4", frames, fps=FPS)
     out = tmp_path / "out.mp4"
     assert main(["animate", "--source", str(portrait_file), "--driving", str(driving), "--output", str(out),
                  "--engine", "landmarks", "--cuts", "off"]) == 0

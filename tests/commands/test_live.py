@@ -16,11 +16,12 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from live_fakes import write_mp4
 
 from avatarify_app.cli import main
 from avatarify_app.frames import load_image
 from avatarify_app.paths import AVATARS_DIR
-from avatarify_app.pipeline.video import VideoWriter, iter_video, partial_path
+from avatarify_app.pipeline.video import iter_video, partial_path
 
 ROOT = Path(__file__).resolve().parents[2]
 AVATAR = AVATARS_DIR / "mona_lisa.png"
@@ -32,12 +33,12 @@ def driving_video(path: Path, n: int = 20) -> Path:
     if not DRIVER.is_file() or not AVATAR.is_file():
         pytest.skip("the shipped avatars are not here")
     crop = load_image(DRIVER)
-    with VideoWriter(path, 10.0, (256, 256)) as w:
-        for i in range(n):
-            m = cv2.getRotationMatrix2D((128, 128), 8 * np.sin(i / 3), 1.0)
-            m[:, 2] += (0, 4 * np.sin(i / 2))
-            w.write(cv2.warpAffine(crop, m, (256, 256), borderMode=cv2.BORDER_REPLICATE))
-    return path
+    frames = []
+    for i in range(n):
+        m = cv2.getRotationMatrix2D((128, 128), 8 * np.sin(i / 3), 1.0)
+        m[:, 2] += (0, 4 * np.sin(i / 2))
+        frames.append(cv2.warpAffine(crop, m, (256, 256), borderMode=cv2.BORDER_REPLICATE))
+    return write_mp4(path, frames, 10.0)
 
 
 class Child:

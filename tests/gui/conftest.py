@@ -8,40 +8,13 @@ import pytest
 
 pytest.importorskip("pytestqt")
 
-from gui_fakes import Fakes, write_clip
+from live_fakes import Fakes, RecordingBackend, write_clip
 
 from avatarify_app import paths
 from avatarify_app.config import VirtualCameraConfig
 from avatarify_app.frames import save_image
 
 VCAM_BACKEND = "avatarify-gui-test"
-
-
-class RecordingBackend:
-    """A pyvirtualcam backend that keeps what it is sent (registered under VCAM_BACKEND)."""
-
-    instances: list = []  # noqa: RUF012 (test bookkeeping)
-    fail_with: str | None = None
-
-    def __init__(self, *, width, height, fps, fourcc, device, **kw) -> None:
-        if RecordingBackend.fail_with:
-            raise RuntimeError(RecordingBackend.fail_with)
-        self.width, self.height, self.fps = width, height, fps
-        self.frames: list[np.ndarray] = []
-        self.closed = False
-        RecordingBackend.instances.append(self)
-
-    def send(self, frame: np.ndarray) -> None:
-        self.frames.append(frame.reshape(self.height, self.width, 3).copy())
-
-    def close(self) -> None:
-        self.closed = True
-
-    def device(self) -> str:
-        return "test-vcam"
-
-    def native_fourcc(self):
-        return None
 
 
 @pytest.fixture

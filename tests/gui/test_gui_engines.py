@@ -11,8 +11,8 @@ import logging
 from types import SimpleNamespace
 
 import pytest
-from gui_fakes import FakeEngine, Fakes
 from gui_helpers import TIMEOUT, wait_frames
+from live_fakes import FACE_SIZE, ControlledEngine, Fakes
 from PySide6.QtWidgets import QCheckBox, QComboBox, QDoubleSpinBox, QLabel, QLineEdit, QPushButton, QSlider
 
 from avatarify_app.config import EngineConfig
@@ -30,7 +30,8 @@ def show_engine_tab(window) -> None:
 def _build_test_engine(config, motion):
     """What the registry builds for the test engine (a session that uses the registry): a fake
     that reports its own stages, as a remote engine does."""
-    return FakeEngine(name="testonly", device="cpu (test engine)", stage_ms={"network": 12.4, "server": 8.9})
+    return ControlledEngine(name="testonly", device="cpu (test engine)", size=FACE_SIZE, tint=True,
+                            stage_ms={"network": 12.4, "server": 8.9})
 
 
 TEST_SPEC = EngineSpec(
@@ -192,7 +193,7 @@ def test_half_precision_follows_the_checkbox_on_cuda(qtbot, make_window, test_en
     assert half.isVisible() and not half.isEnabled()  # not on a CUDA device
     window.close()
 
-    gpu = make_window(fakes=Fakes(engine_device="cuda:0 Fake GPU"))  # the saved engine, default half
+    gpu = make_window(fakes=Fakes(engine_kw={"device": "cuda:0 Fake GPU"}))  # the saved engine, default half
     show_engine_tab(gpu)
     half = gpu.engine_panel.half_check
     qtbot.waitUntil(lambda: half.isEnabled(), timeout=TIMEOUT)
@@ -209,7 +210,7 @@ def test_half_precision_follows_the_checkbox_on_cuda(qtbot, make_window, test_en
     gpu.close()
 
     # --no-half on the command line wins over the saved choice, for that run only
-    cli = make_window(fakes=Fakes(engine_device="cuda:0 Fake GPU"),
+    cli = make_window(fakes=Fakes(engine_kw={"device": "cuda:0 Fake GPU"}),
                       engine_config=EngineConfig(name="testonly", half=False))
     half = cli.engine_panel.half_check
     qtbot.waitUntil(lambda: half.isEnabled(), timeout=TIMEOUT)
@@ -219,7 +220,7 @@ def test_half_precision_follows_the_checkbox_on_cuda(qtbot, make_window, test_en
 
 
 def test_no_half_precision_box_for_an_engine_without_it(qtbot, make_window):
-    window = make_window(fakes=Fakes(engine_device="cuda:0 Fake GPU"))
+    window = make_window(fakes=Fakes(engine_kw={"device": "cuda:0 Fake GPU"}))
     show_engine_tab(window)
     wait_frames(qtbot, window)
     qtbot.waitUntil(lambda: "cuda" in window.engine_panel.device_label.text(), timeout=TIMEOUT)

@@ -153,7 +153,7 @@ def test_recording_never_replaces_a_file_unasked(qtbot, make_window, tmp_path, m
 
 def test_a_poor_match_says_which_way_to_move_and_auto_calibration_keeps_the_old_one(qtbot, make_window,
                                                                                      user_avatars):
-    from gui_fakes import Fakes
+    from live_fakes import Fakes
 
     window = make_window(avatar=str(user_avatars[0]), fakes=Fakes(pose_match=0.3, pose_hint="turn left, chin up"))
     wait_frames(qtbot, window)
@@ -171,7 +171,7 @@ def test_a_poor_match_says_which_way_to_move_and_auto_calibration_keeps_the_old_
 
 
 def test_the_meter_hides_the_hint_when_the_match_is_good(qtbot, make_window):
-    from gui_fakes import Fakes
+    from live_fakes import Fakes
 
     window = make_window(fakes=Fakes(pose_match=0.92, pose_hint=None))
     wait_frames(qtbot, window)
@@ -205,7 +205,7 @@ def test_the_command_line_mirror_engine_and_virtual_camera_are_honoured(qtbot, m
 RUN_APP = """
 import json, sys
 sys.path.insert(0, sys.argv[1])
-from gui_fakes import Fakes
+from live_fakes import Fakes
 from avatarify_app.config import EngineConfig, VirtualCameraConfig
 from avatarify_app.gui import app
 
@@ -239,7 +239,7 @@ def test_run_app_hands_the_command_line_to_the_window(clip, isolated_home):
 
     engine = REGISTRY.names()[-1]
     env = {**os.environ, "QT_QPA_PLATFORM": "offscreen", "AVATARIFY_HOME": str(isolated_home)}
-    done = subprocess.run([sys.executable, "-c", RUN_APP, str(Path(__file__).parent), str(clip), engine],
+    done = subprocess.run([sys.executable, "-c", RUN_APP, str(Path(__file__).parent.parent), str(clip), engine],
                           capture_output=True, text=True, timeout=120, env=env, check=False)
     assert done.returncode == 0, done.stderr[-2000:]
     got = json.loads(done.stdout.strip().splitlines()[-1])

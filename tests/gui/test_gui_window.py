@@ -176,7 +176,7 @@ def test_bad_avatar_file_shows_error_and_keeps_running(qtbot, make_window, tmp_p
 
 def test_an_added_portrait_is_framed_once_by_the_session(qtbot, make_window, media_dir, monkeypatch):
     """Adding keeps the photo (bounded) after finding its face; the session frames it, once."""
-    from gui_fakes import Fakes
+    from live_fakes import Fakes
 
     from avatarify_app.frames import load_image
     from avatarify_app.gui import avatar_actions
@@ -294,9 +294,9 @@ def test_gui_thread_stays_responsive_while_frames_flow(qtbot, make_window):
     machine's load, the worker threads) is allowed on top. An idle machine checks about
     the plain 100 ms; a busy one does not fail for its own load.
     """
-    from gui_fakes import Fakes
+    from live_fakes import Fakes
 
-    window = make_window(fakes=Fakes(engine_work_s=0.025))
+    window = make_window(fakes=Fakes(engine_kw={"work_s": 0.025}))
     wait_frames(qtbot, window, 3)
     window.calibration_panel.landmarks_check.setChecked(True)
     frame = window.controller.bridge.frame
@@ -392,9 +392,9 @@ def test_overlay_and_debug_source_show_the_aligned_avatar_crop(qtbot, make_windo
 
 def test_reference_changes_reach_the_gui_one_for_one(qtbot, make_window, user_avatars):
     """Frames are coalesced; reference changes are not (the calibration save depends on them)."""
-    from gui_fakes import Fakes
+    from live_fakes import Fakes
 
-    window = make_window(avatar=str(user_avatars[0]), fakes=Fakes(engine_work_s=0.01))
+    window = make_window(avatar=str(user_avatars[0]), fakes=Fakes(engine_kw={"work_s": 0.01}))
     wait_frames(qtbot, window)
     from_session, in_gui = [], []
     window.session.add_reference_observer(from_session.append)

@@ -5,11 +5,10 @@ they meet. Through real video files and both users of the detector (evaluate's
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import cv2
 import numpy as np
 import pytest
+from live_fakes import write_mp4
 
 from avatarify_app.errors import ConfigError
 from avatarify_app.frames import load_image
@@ -68,15 +67,6 @@ def talking(image: np.ndarray, n: int, seed: int) -> list[np.ndarray]:
     return [warp(image, *p) for p in zip(angle, scale, dx, dy, strict=True)]
 
 
-def write(path: Path, frames: list[np.ndarray]) -> Path:
-    from avatarify_app.pipeline.video import VideoWriter
-
-    with VideoWriter(path, FPS, frames[0].shape[1::-1]) as w:
-        for f in frames:
-            w.write(f)
-    return path
-
-
 def starts(shots: list[list[int]]) -> list[int]:
     return [s[0] for s in shots[1:]]
 
@@ -91,13 +81,13 @@ def near(found: list[int], true: list[int]) -> bool:
 def test_fast_smooth_head_motion_is_one_shot(tmp_path, name):
     """A head turning 24 degrees, zooming 16 % and moving 20 px in 40 frames: the old detector
     (thumbnail difference over a fixed threshold) cut the astronaut's into 32 shots."""
-    video = write(tmp_path / "smooth.mp4", smooth(portrait(name), 40, amount=2.0))
+    video = write_mp4(tmp_path / "smooth.mp4", smooth(portrait(name), 40, amount=2.0), FPS)
     assert split_shots(video) == [list(range(40))]
 
 
 @pytest.mark.parametrize(("name", "seed"), [("astronaut", 1), ("mona_lisa", 2)])
 def test_continuous_talking_clip_is_one_shot(tmp_path, name, seed):
-    video = write(tmp_path / "talking.mp4", talking(portrait(name), 100, seed))
+    video = write_mp4(tmp_path / "talking.mp4", talking(portrait(name), 100, seed), FPS)
     assert len(split_shots(video)) == 1
 
 
@@ -125,7 +115,7 @@ def test_cuts_between_different_and_similar_looking_shots(tmp_path):
     ]
     frames = [f for s in shots for f in s]
     true = [30, 60, 90, 120, 150]
-    video = write(tmp_path / "joined.mp4", frames)
+    video = write_mp4(tmp_path / "joined.mp4", frames, FPS)
     assert near(starts(split_shots(video)), true)
 
 
@@ -134,13 +124,13 @@ def test_a_cut_after_a_black_lead_in_and_a_short_shot(tmp_path):
     black = [np.zeros_like(mona)] * 2
     grey = [np.full_like(mona, 90)] * 4
     frames = black + talking(mona, 20, 6) + grey + talking(portrait("astronaut"), 20, 7)
-    assert near(starts(split_shots(write(tmp_path / "lead.mp4", frames))), [2, 22, 26])
+    assert near(starts(split_shots(write_mp4(tmp_path / "lead.mp4", frames, FPS))), [2, 22, 26])
 
 
 # ----------------------------------------------------------------------------- one detector, two users
 def test_animate_and_evaluate_find_the_same_shots(tmp_path):
     frames = smooth(portrait("astronaut"), 30, amount=2.0) + talking(portrait("mona_lisa"), 30, 8)
-    video = write(tmp_path / "two.mp4", frames)
+    video = write_mp4(tmp_path / "two.mp4", frames, FPS)
     shots = split_shots(video)
     _items, _meta, ranges = track_video(video, no_crop=True)
     assert [list(r) for r in ranges] == shots

@@ -7,7 +7,7 @@ import threading
 import time
 
 import pytest
-from pipeline_fakes import ListSource, coded_frame, decode, fakes, wait_for
+from live_fakes import Fakes, ListSource, coded_frame, decode, wait_for
 
 from avatarify_app.errors import SinkError
 from avatarify_app.pipeline import NullSink, Session
@@ -64,7 +64,7 @@ class CountingSink(NullSink):
 
 def run_for(seconds, *sinks):
     """Frames processed by the inference thread and each sink's count, over ``seconds``."""
-    wiring, _, _ = fakes()
+    wiring = Fakes(coded=True).wiring()
     session = Session(paced(), avatar=coded_frame(999), sinks=list(sinks), stats_interval=0.05, **wiring)
     seen = []
     session.add_frame_observer(lambda e: seen.append(e.index))
@@ -108,7 +108,7 @@ def test_a_failing_sink_is_named_with_its_reason_and_reported_once():
         def close(self):
             pass
 
-    wiring, _, _ = fakes()
+    wiring = Fakes(coded=True).wiring()
     good = NullSink()
     session = Session(ListSource([coded_frame(i) for i in range(40)]), avatar=coded_frame(999),
                       sinks=[Broken(), good], **wiring)
@@ -127,7 +127,7 @@ def test_a_failing_sink_is_named_with_its_reason_and_reported_once():
 
 
 def test_stop_and_start_twenty_times_keeps_the_outputs():
-    wiring, _, _ = fakes()
+    wiring = Fakes(coded=True).wiring()
     sink = CountingSink()
     session = Session(ListSource([coded_frame(i) for i in range(30)], realtime=True, loop=True),
                       avatar=coded_frame(999), sinks=[sink], **wiring)
@@ -148,7 +148,7 @@ def test_stop_and_start_twenty_times_keeps_the_outputs():
 
 def test_frames_of_a_file_are_never_dropped_even_by_a_slow_sink():
     """An unpaced file: every frame matters, so the inference thread waits for the outputs."""
-    wiring, _, _ = fakes()
+    wiring = Fakes(coded=True).wiring()
     slow = SlowSink(delay=0.005)
     session = Session(ListSource([coded_frame(i) for i in range(60)]), avatar=coded_frame(999),
                       sinks=[slow], **wiring)
@@ -169,7 +169,7 @@ def test_a_recorder_queue_rides_out_a_stall_and_counts_what_it_drops():
 
     queued = Stalling(name="rec", queue_size=16)
     latest = Stalling(name="latest", queue_size=1)
-    wiring, _, _ = fakes()
+    wiring = Fakes(coded=True).wiring()
     session = Session(paced(), avatar=coded_frame(999), sinks=[queued, latest], **wiring)
     seen = []
     session.add_frame_observer(lambda e: seen.append(e.index))

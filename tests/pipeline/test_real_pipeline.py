@@ -7,9 +7,10 @@ import itertools
 import cv2
 import numpy as np
 import pytest
-from pipeline_fakes import wait_for
+from live_fakes import wait_for, write_video
 
 from avatarify_app.config import EngineConfig
+from avatarify_app.frames import bgr_to_rgb
 from avatarify_app.pipeline import Session, VideoFileSource
 from avatarify_app.tracking.pose import CALIBRATION_MIN_MATCH
 
@@ -20,17 +21,13 @@ pytest.importorskip("avatarify_app.tracking.stream")
 def clip(media_dir, tmp_path, n=40):
     """The first n frames of Megamind.avi as a small file of our own."""
     cap = cv2.VideoCapture(str(media_dir / "Megamind.avi"))
-    path = tmp_path / "clip.avi"
-    writer = None
+    frames = []
     for _ in range(n):
         ok, image = cap.read()
         assert ok
-        if writer is None:
-            writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 25, image.shape[1::-1])
-        writer.write(image)
-    writer.release()
+        frames.append(bgr_to_rgb(image))
     cap.release()
-    return path
+    return write_video(tmp_path / "clip.avi", frames, 25)
 
 
 def test_real_tracker_and_landmark_engine(media_dir, tmp_path):

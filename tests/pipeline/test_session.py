@@ -8,13 +8,13 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
-from pipeline_fakes import (
+from live_fakes import (
     FakeEngine,
+    Fakes,
     ListSource,
     black,
     coded_frame,
     decode,
-    fakes,
     wait_for,
 )
 
@@ -47,7 +47,8 @@ class Collector:
 
 
 def make(frames, *, realtime=False, loop=False, avatar=AVATAR, sinks=(), engine_kw=None, **kw):
-    wiring, engines, trackers = fakes(**(engine_kw or {}))
+    fakes = Fakes(coded=True, engine_kw=engine_kw or {})
+    wiring, engines, trackers = fakes.wiring(), fakes.engines, fakes.trackers
     wiring.update({k: kw.pop(k) for k in list(kw) if k in wiring})  # a test may swap one fake
     source = ListSource(list(frames), realtime=realtime, loop=loop)
     session = Session(source, avatar=avatar, sinks=sinks, stats_interval=0.05, **wiring, **kw)
@@ -175,7 +176,7 @@ def test_motion_and_crop_options_reach_engine_and_tracker(running):
     motion = MotionOptions(relative=False, adapt_scale=False)
     crop = CropConfig(zoom=1.2, offset_x=0.1)
     session.update_options(LiveOptions(motion=motion, crop=crop))
-    assert wait_for(lambda: engines[0].state.get("options") == motion)
+    assert wait_for(lambda: engines[0].options[-1:] == [motion])
     assert wait_for(lambda: ("set_crop", crop) in trackers[0].calls)
 
 
@@ -321,7 +322,7 @@ def test_unsubscribe_restart_and_debug(running):
     unsubscribe = session.add_frame_observer(other.append)
     running(session)
     assert wait_for(lambda: len(other) > 2)
-    assert "kp" in seen.events[-1].debug
+    assert set(seen.events[-1].debug) == {"kp_source", "kp_driving", "occlusion", "flow"}
     unsubscribe()
     n = len(other)
     time.sleep(0.1)
@@ -346,7 +347,7 @@ def test_stats_observers_get_snapshots(running):
     running(session)
     assert wait_for(lambda: any(s.frames > 0 for s in seen.stats))
     s = [s for s in seen.stats if s.frames > 0][-1]
-    assert s.fps > 0 and s.engine == "fake" and s.device == "cpu"
+    assert s.fps > 0 and s.engine == "fake" and s.device == "cpu (fake)"
     assert "fps" in s.line()
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from pipeline_fakes import ListSource, coded_frame, fakes
+from live_fakes import Fakes, ListSource, coded_frame
 
 torch = pytest.importorskip("torch")
 
@@ -38,7 +38,7 @@ def textured(i: int) -> np.ndarray:
 
 
 def run(models, relative: bool, n: int = 8, switch_to: bool | None = None):
-    wiring, _, _ = fakes()
+    wiring = Fakes(coded=True).wiring()
     engines = []
 
     def engine_factory(config, motion):

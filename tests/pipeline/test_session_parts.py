@@ -4,12 +4,11 @@ engine controls and timings, one crop setting."""
 
 from __future__ import annotations
 
-import threading
 from types import SimpleNamespace
 
 import numpy as np
 import pytest
-from pipeline_fakes import SIZE, FakeEngine, ListSource, coded_frame, decode, fakes, wait_for
+from live_fakes import CODED_SIZE, ControlledEngine, Fakes, ListSource, coded_frame, decode, wait_for
 from test_session import Collector, make
 
 from avatarify_app.config import CropConfig, EngineConfig, LiveOptions, TrackingConfig
@@ -121,7 +120,7 @@ def test_saved_calibration_is_applied_and_user_references_are_saved(running, ava
     assert wait_for(lambda: len(seen.references) == 1)
     assert seen.references[0].reason == "first_frame"
     assert avatar_store.load_calibration(avatar_file) is None  # an unasked reference is not saved
-    request = session.set_reference(coded_frame(77, (SIZE, SIZE)))
+    request = session.set_reference(coded_frame(77, (CODED_SIZE, CODED_SIZE)))
     assert wait_for(lambda: seen.reference_for(request) is not None)
     crop, _ = avatar_store.load_calibration(avatar_file)
     assert decode(crop) == 77
@@ -144,7 +143,7 @@ def test_saved_calibration_is_applied_and_user_references_are_saved(running, ava
 
 
 def test_without_the_store_nothing_is_saved_or_applied(running, avatar_file):
-    avatar_store.save_calibration(avatar_file, coded_frame(55, (SIZE, SIZE)), None)
+    avatar_store.save_calibration(avatar_file, coded_frame(55, (CODED_SIZE, CODED_SIZE)), None)
     session, seen, _, _, _ = make([coded_frame(i) for i in range(10)], loop=True, avatar=avatar_file)
     running(session)
     assert wait_for(lambda: len(seen.references) == 1)
@@ -157,7 +156,7 @@ def test_without_the_store_nothing_is_saved_or_applied(running, avatar_file):
 def test_a_gallery_name_is_an_avatar(running):
     path = avatar_store.find_avatar("astronaut")
     assert path is not None and path.name == "astronaut.png"
-    avatar_store.save_calibration(path, coded_frame(66, (SIZE, SIZE)), None)  # under AVATARIFY_HOME
+    avatar_store.save_calibration(path, coded_frame(66, (CODED_SIZE, CODED_SIZE)), None)  # under AVATARIFY_HOME
     session, seen, _, _, _ = make([coded_frame(i) for i in range(10)], loop=True, avatar="astronaut",
                                         saved_calibrations=True)
     running(session)
@@ -183,20 +182,12 @@ def test_saved_framing_is_a_crop(avatar_file):
 
 
 # -- the engine: why it runs, live controls, its own timings --------------------------------
-class ControlledEngine(FakeEngine):
-    def set_controls(self, values):
-        self.state.setdefault("controls", []).append((dict(values), threading.current_thread().name))
-
-    def timings(self):
-        return {"network": 12.5, "server": 3.0, "engine": 1.0}
-
-
 @pytest.fixture
 def registered():
     built = []
 
     def factory(config, motion):
-        built.append(ControlledEngine(name="testonly"))
+        built.append(ControlledEngine(name="testonly", stage_ms={"network": 12.5, "server": 3.0, "engine": 1.0}))
         return built[-1]
 
     unregister = REGISTRY.register(EngineSpec(
@@ -207,7 +198,7 @@ def registered():
 
 
 def test_the_engine_note_says_why_and_controls_and_timings_reach_it(running, registered):
-    wiring, _, _ = fakes()
+    wiring = Fakes(coded=True).wiring()
     del wiring["engine_factory"]  # the registry builds it
     session = Session(ListSource([coded_frame(i) for i in range(10)], loop=True), avatar=coded_frame(999),
                       engine_config=EngineConfig(name="testonly"), stats_interval=0.05, **wiring)
@@ -219,8 +210,8 @@ def test_the_engine_note_says_why_and_controls_and_timings_reach_it(running, reg
     assert stats.stage_ms["network"] == 12.5 and stats.stage_ms["server"] == 3.0
     assert stats.stage_ms["engine.engine"] == 1.0 and stats.stage_ms["engine"] >= 0  # ours is kept
     session.set_engine_controls({"strength": 0.5})
-    assert wait_for(lambda: registered[0].state.get("controls"))
-    assert registered[0].state["controls"] == [({"strength": 0.5}, "avatarify-infer")]
+    assert wait_for(lambda: registered[0].controls)
+    assert registered[0].controls == [{"strength": 0.5}] and registered[0].control_threads == ["avatarify-infer"]
     assert session.engine_config.options["strength"] == 0.5  # a rebuilt engine starts with it
 
 
@@ -234,7 +225,7 @@ def test_controls_for_an_engine_without_them_are_kept_quietly(running):
 
 
 def test_auto_says_what_it_chose_and_what_it_skipped(running):
-    wiring, _, _ = fakes()
+    wiring = Fakes(coded=True).wiring()
     del wiring["engine_factory"]  # the registry chooses and builds it
     session = Session(ListSource([coded_frame(1)]), avatar=None, **wiring)
     running(session)
@@ -252,11 +243,11 @@ def test_the_crop_lives_in_the_live_options(running):
 
     def aligner(image, tracking):
         given.append(tracking)
-        return SimpleNamespace(image=np.ascontiguousarray(image[:SIZE, :SIZE]), landmarks=None)
+        return SimpleNamespace(image=np.ascontiguousarray(image[:CODED_SIZE, :CODED_SIZE]), landmarks=None)
 
     crop = CropConfig(zoom=1.3, offset_y=0.1)
     built = []
-    wiring, _, _ = fakes()
+    wiring = Fakes(coded=True).wiring()
     session = Session(ListSource([coded_frame(1)]), avatar=coded_frame(999, (64, 64)), options=LiveOptions(crop=crop),
                       aligner=aligner, tracker_factory=lambda t: built.append(t) or wiring["tracker_factory"](t),
                       engine_factory=wiring["engine_factory"], pose_matcher=wiring["pose_matcher"])

@@ -8,7 +8,7 @@ import cv2
 import numpy as np
 import pytest
 import pyvirtualcam
-from pipeline_fakes import ListSource, coded_frame, decode, fakes, write_video
+from live_fakes import Fakes, ListSource, RecordingBackend, coded_frame, decode, write_coded_video
 
 from avatarify_app.config import VirtualCameraConfig
 from avatarify_app.errors import SinkError, VirtualCameraUnavailable
@@ -25,34 +25,10 @@ from avatarify_app.pipeline import (
 BACKEND = "avatarify-test"
 
 
-class RecordingBackend:
-    """A pyvirtualcam backend that keeps what it gets (pyvirtualcam's Backend interface)."""
-
-    instances: list = []  # noqa: RUF012 - per-test list, reset by the fixture
-
-    def __init__(self, *, width, height, fps, fourcc, device, **kw):
-        self.width, self.height, self.fps, self.fourcc = width, height, fps, fourcc
-        self._device = device or "test-vcam"
-        self.frames: list[np.ndarray] = []
-        self.closed = False
-        RecordingBackend.instances.append(self)
-
-    def send(self, frame):
-        self.frames.append(frame.reshape(self.height, self.width, 3).copy())
-
-    def close(self):
-        self.closed = True
-
-    def device(self):
-        return self._device
-
-    def native_fourcc(self):
-        return None
-
-
 @pytest.fixture
 def vcam_backend():
     RecordingBackend.instances = []
+    RecordingBackend.fail_with = None
     pyvirtualcam.register_backend(BACKEND, RecordingBackend)
     yield RecordingBackend
     pyvirtualcam.camera.BACKENDS.pop(BACKEND, None)
@@ -62,7 +38,7 @@ def test_virtual_camera_gets_every_frame_in_order_through_a_session(vcam_backend
     config = VirtualCameraConfig(width=64, height=48, fps=30, backend=BACKEND)
     sink = VirtualCameraSink(config, pace=False)
     assert sink.backend == BACKEND and sink.device == "test-vcam" and "64x48" in sink.status
-    wiring, _, _ = fakes()
+    wiring = Fakes(coded=True).wiring()
     session = Session(ListSource([coded_frame(i) for i in range(120)]), avatar=coded_frame(999),
                       sinks=[sink], **wiring)
     session.start()
@@ -177,10 +153,10 @@ def test_recorder_in_an_unwritable_place_is_a_sink_error(tmp_path):
 
 def test_session_records_every_frame_of_a_video_file(tmp_path):
     video = tmp_path / "drive.avi"
-    write_video(video, 45)
+    write_coded_video(video, 45)
     rec = RecorderSink(tmp_path / "avatar.mp4", fps=30)
     previews = []
-    wiring, _, _ = fakes()
+    wiring = Fakes(coded=True).wiring()
     session = Session(VideoFileSource(video, paced=False), avatar=coded_frame(999),
                       sinks=[rec, PreviewSink(lambda f, t: previews.append(f.shape)), NullSink()], **wiring)
     session.start()

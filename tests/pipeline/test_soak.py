@@ -11,7 +11,7 @@ import importlib.util
 from pathlib import Path
 
 import pytest
-from pipeline_fakes import coded_frame, fakes, write_video
+from live_fakes import Fakes, coded_frame, write_coded_video
 
 SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "soak_session.py"
 
@@ -25,8 +25,9 @@ def load_script():
 
 def test_soak_5000_frames(tmp_path):
     video = tmp_path / "loop.avi"
-    write_video(video, 100, size=(160, 120))
-    wiring, engines, _ = fakes()
+    write_coded_video(video, 100, size=(160, 120))
+    fakes = Fakes(coded=True)
+    wiring, engines = fakes.wiring(), fakes.engines
     result = load_script().soak(video, 5000, avatar=coded_frame(999), warmup=500, **wiring)
     assert result["frames"] >= 5000
     assert result["statuses"].get("ok", 0) >= 4900

@@ -7,7 +7,7 @@ import time
 
 import numpy as np
 import pytest
-from pipeline_fakes import coded_frame, fakes, wait_for, write_video
+from live_fakes import Fakes, coded_frame, wait_for, write_coded_video
 
 from avatarify_app.errors import CameraError, SourceError
 from avatarify_app.frames import save_image
@@ -24,7 +24,7 @@ from avatarify_app.pipeline import (
 @pytest.fixture
 def video(tmp_path):
     path = tmp_path / "drive.avi"
-    write_video(path, 30, fps=50.0)
+    write_coded_video(path, 30, fps=50.0)
     return path
 
 
@@ -110,7 +110,7 @@ def test_list_cameras_is_quick_and_typed():
 
 def test_camera_that_disappears_is_reported_and_retried(video):
     # OpenCV opens a file like a stream; when it runs dry, reads fail as an unplugged camera's do.
-    wiring, _, _ = fakes()
+    wiring = Fakes(coded=True).wiring()
     session = Session(CameraSource(str(video)), avatar=coded_frame(5), **wiring)
     errors, events = [], []
     session.add_error_observer(errors.append)

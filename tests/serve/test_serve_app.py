@@ -15,6 +15,7 @@ import tracemalloc
 import httpx
 import numpy as np
 import pytest
+from live_fakes import wait_for
 from serve_helpers import TOKEN, needs_ray, ray_processes, start_server, stop_server
 from serve_relay import Relay
 
@@ -71,15 +72,6 @@ def variant(avatar: tuple[np.ndarray, np.ndarray], k: int) -> tuple[np.ndarray, 
     image = avatar[0].copy()
     image[0, 0, 0] ^= k
     return image, avatar[1]
-
-
-def wait_for(predicate, timeout: float, step: float = 0.05) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(step)
-    return predicate()
 
 
 def kill_actor(prefix: str) -> str:

@@ -9,7 +9,7 @@ import cv2
 import numpy as np
 import pytest
 
-from avatarify_app.frames import bgr_to_rgb, load_image, rgb_to_bgr
+from avatarify_app.frames import bgr_to_rgb, load_image
 from avatarify_app.paths import AVATARS_DIR
 from avatarify_app.tracking import PortraitAligner
 
@@ -41,16 +41,6 @@ def place(face: np.ndarray, canvas_hw: tuple[int, int], x: float, y: float, scal
 
 def apply(m: np.ndarray, pts: np.ndarray) -> np.ndarray:
     return (np.asarray(pts, np.float64) @ m[:, :2].T + m[:, 2]).astype(np.float32)
-
-
-def write_video(path: Path, frames: list[np.ndarray], fps: float = 30.0) -> Path:
-    h, w = frames[0].shape[:2]
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), fps, (w, h))
-    assert writer.isOpened()
-    for f in frames:
-        writer.write(rgb_to_bgr(f))
-    writer.release()
-    return path
 
 
 def read_video(path: Path) -> list[np.ndarray]:

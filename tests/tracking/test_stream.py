@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from live_fakes import write_video
 
 from avatarify_app.config import CropConfig, TrackingConfig
 from avatarify_app.errors import ConfigError
 from avatarify_app.tracking import StreamTracker, TrackResult, crop_box_for_landmarks, face_size
 from avatarify_app.tracking.stream import REDETECT_EVERY
 
-from .conftest import apply, place, read_video, write_video
+from .conftest import apply, place, read_video
 
 FPS = 30.0
 
