@@ -44,7 +44,7 @@ from avatarify_app.engines.remote.links import (
     CONNECTING,
     LOST,
     UPLOADING,
-    Avatar,
+    AvatarPayload,
     Link,
     SessionState,
     WebSocketLink,
@@ -144,7 +144,7 @@ class RemoteEngine:
         # Session state (guarded by _cond), mirrored on the server.
         self._cond = threading.Condition()
         self._version = 0
-        self._avatar: Avatar | None = None
+        self._avatar: AvatarPayload | None = None
         self._avatar_error: EngineError | None = None
         self._reference: tuple[np.ndarray, np.ndarray | None] | None = None
         self._controls: dict[str, Any] = {}
@@ -443,7 +443,7 @@ class RemoteEngine:
         with self._cond:
             self.session_info = dict(info)
 
-    def on_avatar_wanted(self, avatar_id: Any) -> Avatar | None:
+    def on_avatar_wanted(self, avatar_id: Any) -> AvatarPayload | None:
         with self._cond:
             avatar = self._avatar
             if avatar is None or avatar_id != avatar[0]:

@@ -17,7 +17,7 @@ from avatarify_app.engines.remote import wire
 from avatarify_app.engines.remote.links import (
     BAD_TOKEN,
     LOST,
-    Avatar,
+    AvatarPayload,
     Link,
     LinkOwner,
     error_message,
@@ -68,7 +68,7 @@ class HttpLink(Link):
             self._sleep(0.1)
         return "ok"
 
-    def _upload(self, avatar: Avatar) -> str:
+    def _upload(self, avatar: AvatarPayload) -> str:
         e = self.owner
         avatar_id, image, lms = avatar
         body = {"image": wire.b64encode(wire.encode_image(image, "png")),

@@ -30,7 +30,7 @@ LOST = "server lost, reconnecting"
 BAD_TOKEN = "wrong or missing token"
 UPLOADING = "uploading the avatar"
 
-Avatar = tuple[str, np.ndarray, np.ndarray | None]
+AvatarPayload = tuple[str, np.ndarray, np.ndarray | None]
 """An avatar as the session holds it: (content id, image, landmarks or None)."""
 
 
@@ -39,7 +39,7 @@ class SessionState:
     """The session as the engine has it at one moment (``LinkOwner.snapshot``): what a link sends
     when it (re)connects, and with each frame over HTTP."""
 
-    avatar: Avatar | None
+    avatar: AvatarPayload | None
     reference: tuple[np.ndarray, np.ndarray | None] | None  # (image, landmarks or None)
     motion: MotionOptions
     controls: dict[str, Any]  # live options of the server's engine (a copy)
@@ -109,7 +109,7 @@ class LinkOwner(Protocol):
     def on_avatar_error(self, code: str, message: str) -> None:
         """The server cannot use the avatar (``code`` no_face, bad_image or another)."""
 
-    def on_avatar_wanted(self, avatar_id: Any) -> Avatar | None:
+    def on_avatar_wanted(self, avatar_id: Any) -> AvatarPayload | None:
         """The server asks for ``avatar_id`` (WebSocket). When that is the session's avatar: no frames
         until the server has it again (those on the way are forgotten), ``on_uploading``, and the
         avatar to send; else None and nothing changes."""
