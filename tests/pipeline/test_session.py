@@ -7,7 +7,6 @@ import time
 from dataclasses import replace
 
 import numpy as np
-import pytest
 from live_fakes import (
     FakeEngine,
     Fakes,
@@ -53,21 +52,6 @@ def make(frames, *, realtime=False, loop=False, avatar=AVATAR, sinks=(), engine_
     source = ListSource(list(frames), realtime=realtime, loop=loop)
     session = Session(source, avatar=avatar, sinks=sinks, stats_interval=0.05, **wiring, **kw)
     return session, Collector(session), engines, trackers, source
-
-
-@pytest.fixture
-def running():
-    """Start sessions and always stop them."""
-    started = []
-
-    def start(session):
-        started.append(session)
-        session.start()
-        return session
-
-    yield start
-    for s in started:
-        s.stop()
 
 
 def test_latest_slot_keeps_newest_and_counts_drops():

@@ -20,20 +20,6 @@ from avatarify_app.pipeline.observers import Observers
 from avatarify_app.tracking.pose import CALIBRATION_MIN_MATCH
 
 
-@pytest.fixture
-def running():
-    started = []
-
-    def start(session):
-        started.append(session)
-        session.start()
-        return session
-
-    yield start
-    for s in started:
-        s.close()
-
-
 # -- error rate limit keyed on the kind (item 8) -------------------------------------------
 def test_errors_of_one_kind_are_reported_once_whatever_their_text():
     observers = Observers()

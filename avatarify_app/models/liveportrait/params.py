@@ -11,7 +11,6 @@ hold them under ``model_params`` (the authors' models.yaml as it is) or be the m
 from __future__ import annotations
 
 import copy
-import inspect
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from importlib import resources
@@ -27,6 +26,7 @@ from avatarify_app.models.liveportrait.motion_extractor import MotionExtractor
 from avatarify_app.models.liveportrait.spade_generator import SPADEDecoder
 from avatarify_app.models.liveportrait.stitching_retargeting import StitchingRetargetingNetwork
 from avatarify_app.models.liveportrait.warping_network import WarpingNetwork
+from avatarify_app.models.model_params import check_keys, read_model_params
 
 DEFAULT_CONFIG_NAME = "liveportrait.yaml"
 NETWORKS = {
@@ -75,63 +75,23 @@ def default_config_path() -> Path:
 
 def load_model_params(source: str | Path | Mapping[str, Any] | None = None) -> dict[str, Any]:
     """A checked deep copy of ``model_params`` from a mapping, a YAML path or (None) the default."""
-    if source is None:
-        source = default_config_path()
-    if isinstance(source, (str, Path)):
-        data, origin = _read_yaml(Path(source)), str(source)
-    elif isinstance(source, Mapping):
-        data, origin = source, "model_params"
-    else:
-        raise ConfigError(f"model_params must be a mapping or a YAML path, got {type(source).__name__}",
-                          CONFIG_HINT)
-    params = data.get("model_params", data) if isinstance(data, Mapping) else None
-    if not isinstance(params, Mapping):
-        raise ConfigError(f"{origin}: no model_params mapping found.", CONFIG_HINT)
-    missing = [s for s in SECTIONS if not isinstance(params.get(s), Mapping)]
-    if missing:
-        raise ConfigError(f"{origin}: model_params lacks {', '.join(missing)}.", CONFIG_HINT)
+    params, origin = read_model_params(default_config_path() if source is None else source, SECTIONS, CONFIG_HINT)
     params = copy.deepcopy(dict(params))
     for name, cls in NETWORKS.items():
-        _check_keys(origin, f"{name}_params", params[f"{name}_params"], cls)
+        check_keys(origin, f"{name}_params", params[f"{name}_params"], cls, CONFIG_HINT, required=True)
     dense = params["warping_module_params"].get("dense_motion_params")
     if not isinstance(dense, Mapping):
         raise ConfigError(f"{origin}: warping_module_params lacks dense_motion_params.", CONFIG_HINT)
-    _check_keys(origin, "dense_motion_params", dense, DenseMotionNetwork,
-                supplied=frozenset({"num_kp", "feature_channel", "estimate_occlusion_map"}))
+    check_keys(origin, "dense_motion_params", dense, DenseMotionNetwork, CONFIG_HINT, required=True,
+               supplied=frozenset({"num_kp", "feature_channel", "estimate_occlusion_map"}))
     for part in RETARGETING_PARTS:
         mlp = params[RETARGETING_SECTION].get(part)
         if not isinstance(mlp, Mapping):
             raise ConfigError(f"{origin}: {RETARGETING_SECTION} lacks {part}.", CONFIG_HINT)
-        _check_keys(origin, f"{RETARGETING_SECTION}.{part}", mlp, StitchingRetargetingNetwork)
+        check_keys(origin, f"{RETARGETING_SECTION}.{part}", mlp, StitchingRetargetingNetwork, CONFIG_HINT,
+                   required=True)
     _check_consistency(origin, params)
     return params
-
-
-def _read_yaml(path: Path) -> Any:
-    import yaml
-
-    if not path.is_file():
-        raise ConfigError(f"Model config not found: {path}", CONFIG_HINT)
-    try:
-        return yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as err:
-        raise ConfigError(f"Cannot read model config {path}: {err}", CONFIG_HINT) from err
-
-
-def _check_keys(origin: str, section: str, values: Mapping[str, Any], cls: type,
-                supplied: frozenset[str] = frozenset()) -> None:
-    """Unknown keys and absent required ones (constructor arguments without a default) are errors;
-    ``supplied`` are the arguments the parent network passes itself."""
-    signature = inspect.signature(cls.__init__)
-    accepted = set(signature.parameters) - {"self"} - supplied
-    unknown = sorted(set(values) - accepted)
-    if unknown:
-        raise ConfigError(f"{origin}: unknown keys in {section}: {', '.join(unknown)}",
-                          f"Accepted keys: {', '.join(sorted(accepted))}.")
-    needed = {n for n in accepted if signature.parameters[n].default is inspect.Parameter.empty}
-    absent = sorted(needed - set(values))
-    if absent:
-        raise ConfigError(f"{origin}: {section} lacks {', '.join(absent)}.", CONFIG_HINT)
 
 
 def _check_consistency(origin: str, p: Mapping[str, Any]) -> None:
