@@ -36,7 +36,16 @@ def default_folder() -> Path:
 
 
 def weights_folder(config: EngineConfig) -> Path:
-    return Path(config.checkpoint) if config.checkpoint else default_folder()
+    """The release folder to read: ``--checkpoint`` or checkpoints/liveportrait, or the
+    ``liveportrait/`` folder inside it when it holds the whole download (the authors'
+    ``huggingface-cli download KwaiVGI/LivePortrait --local-dir DIR`` puts ``liveportrait/``,
+    ``insightface/`` and ``liveportrait_animals/`` in DIR)."""
+    folder = Path(config.checkpoint) if config.checkpoint else default_folder()
+    inner = folder / FOLDER_NAME
+    if not (folder / "base_models").is_dir() and (inner / "base_models").is_dir():
+        log.info("using %s (the LivePortrait folder of the download in %s)", inner, folder)
+        return inner
+    return folder
 
 
 def missing_files(folder: Path) -> list[str]:

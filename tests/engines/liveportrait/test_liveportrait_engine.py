@@ -133,6 +133,26 @@ def test_released_folder_through_the_registry(tiny_folder, tiny_input, portraits
         engine.close()
 
 
+def test_the_whole_download_folder_is_taken_too(tiny_folder, tiny_input):
+    """`huggingface-cli download KwaiVGI/LivePortrait --local-dir DIR` puts the release in
+    DIR/liveportrait/ (beside insightface/): DIR works as --checkpoint and as checkpoints/liveportrait."""
+    folder, config = tiny_folder
+    download = folder.parent
+    (download / "insightface").mkdir(exist_ok=True)
+    options = {"checkpoint": str(download), "model_config": str(config), "backend": "torch"}
+    found = lp.detect(EngineConfig(name="liveportrait", device="cpu", options=options))
+    assert found.ok and str(folder) in found.reason
+    engine = create_engine(EngineConfig(name="liveportrait", device="cpu", options=options))
+    try:
+        assert engine.name == "liveportrait" and engine.size == 512
+    finally:
+        engine.close()
+    # a folder with neither layout still says what it lacks
+    empty = download / "insightface"
+    found = lp.detect(EngineConfig(name="liveportrait", device="cpu", options={"checkpoint": str(empty)}))
+    assert not found.ok and "base_models/motion_extractor.pth" in found.reason
+
+
 def test_missing_folder_and_unknown_backend(tmp_path):
     with pytest.raises(CheckpointError, match="not found"):
         create_engine(EngineConfig(name="liveportrait", options={"checkpoint": str(tmp_path / "nope")}))
