@@ -39,8 +39,10 @@ def weights_folder(config: EngineConfig) -> Path:
     """The release folder to read: ``--checkpoint`` or checkpoints/liveportrait, or the
     ``liveportrait/`` folder inside it when it holds the whole download (the authors'
     ``huggingface-cli download KwaiVGI/LivePortrait --local-dir DIR`` puts ``liveportrait/``,
-    ``insightface/`` and ``liveportrait_animals/`` in DIR)."""
+    ``insightface/`` and ``liveportrait_animals/`` in DIR); a file of the release names its folder."""
     folder = Path(config.checkpoint) if config.checkpoint else default_folder()
+    if folder.is_file() and folder.parent.name in ("base_models", "retargeting_models"):
+        return folder.parent.parent  # a file of the release (a file dialog picks files)
     inner = folder / FOLDER_NAME
     if not (folder / "base_models").is_dir() and (inner / "base_models").is_dir():
         log.info("using %s (the LivePortrait folder of the download in %s)", inner, folder)
@@ -114,7 +116,7 @@ SPEC = EngineSpec(
     bench_factory=create_random,
     half=True,
     options=(
-        EngineOption("checkpoint", "path", label="Checkpoint",
+        EngineOption("checkpoint", "folder", label="Weights folder",
                      help="weights: the LivePortrait folder as the authors release it (default: "
                           "checkpoints/liveportrait)"),
         EngineOption("model_config", "path", label="Model config",

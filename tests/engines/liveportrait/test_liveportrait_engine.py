@@ -39,10 +39,12 @@ def test_registered_first_so_auto_tries_it_first():
                     "mouth_open", "retargeting", "normalize_lip"}
     assert set(engine_module.CONTROL_FIELDS) == live
     assert spec.option("eye_open").default == drive.FOLLOW == lp.FOLLOW
-    # shared names keep one kind with the FOMM engine's
+    # shared names keep one kind of value with the FOMM engine's (a path either way: FOMM's
+    # checkpoint is a file, LivePortrait's a folder, so the GUI asks for a folder there)
     fomm = REGISTRY.get("fomm")
-    for name in ("checkpoint", "model_config", "backend"):
+    for name in ("model_config", "backend"):
         assert spec.option(name).kind == fomm.option(name).kind
+    assert (fomm.option("checkpoint").kind, spec.option("checkpoint").kind) == ("path", "folder")
 
 
 def test_shared_backend_flag_takes_each_engines_choices():
@@ -147,6 +149,11 @@ def test_the_whole_download_folder_is_taken_too(tiny_folder, tiny_input):
         assert engine.name == "liveportrait" and engine.size == 512
     finally:
         engine.close()
+    # a file of the release (File > Load checkpoint picks files) names its folder
+    weights = next((folder / "base_models").glob("motion_extractor.*"))
+    found = lp.detect(EngineConfig(name="liveportrait", device="cpu", options={"checkpoint": str(weights)}))
+    assert found.ok and str(folder) in found.reason
+    assert REGISTRY.get("liveportrait").option("checkpoint").kind == "folder"  # the GUI's Choose... picks a folder
     # a folder with neither layout still says what it lacks
     empty = download / "insightface"
     found = lp.detect(EngineConfig(name="liveportrait", device="cpu", options={"checkpoint": str(empty)}))
