@@ -20,7 +20,7 @@ import threading
 
 from avatarify_app.engines import REGISTRY, add_engine_arguments, engine_config_from_args
 from avatarify_app.engines.remote import TOKEN_ENV
-from avatarify_app.errors import ConfigError
+from avatarify_app.errors import ConfigError, EngineError
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -77,12 +77,21 @@ def run(args: argparse.Namespace) -> int:
     config = REGISTRY.checked(choice.config)
     if not (1 <= args.port <= 65535):
         raise ConfigError(f"--port {args.port} is not a port number.")
+    cluster = args.address or os.environ.get("RAY_ADDRESS")
+    if not args.random_weights:
+        found = choice.spec.detect(config)
+        if not found.ok and not cluster:  # the replicas run here: they would fail the same way
+            raise EngineError(f"The {choice.name} engine cannot run here: {found.reason}.",
+                              "Fix that (`python main.py doctor` says how), or serve another engine, "
+                              "e.g. --engine landmarks.")
+        if not found.ok:
+            print(f"note: on this machine {found.reason}; the cluster's nodes must have what it needs",
+                  file=sys.stderr, flush=True)
     settings = ServerSettings(
         engine={"name": config.name, "device": config.device, "half": config.half, "options": dict(config.options)},
         random_weights=args.random_weights, token=token, batching=args.batch, max_batch_size=args.max_batch_size,
         batch_wait_ms=args.batch_wait_ms)
-    where = f"the Ray cluster at {args.address or os.environ.get('RAY_ADDRESS')}" if (
-        args.address or os.environ.get("RAY_ADDRESS")) else "an embedded Ray on 127.0.0.1"
+    where = f"the Ray cluster at {cluster}" if cluster else "an embedded Ray on 127.0.0.1"
     print(f"starting {choice.name} on {where} ({choice.explain()}) ...", file=sys.stderr, flush=True)
 
     stop = threading.Event()
@@ -119,3 +128,4 @@ def run(args: argparse.Namespace) -> int:
             print("stopping ...", file=sys.stderr, flush=True)
             running.stop()
     return 0
+

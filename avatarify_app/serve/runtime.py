@@ -13,12 +13,13 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import socket
 import sys
 from dataclasses import dataclass, field
 from typing import Any
 
-from avatarify_app.errors import ConfigError
+from avatarify_app.errors import ConfigError, EngineError
 from avatarify_app.serve.settings import SERVE_APP_NAME
 
 log = logging.getLogger(__name__)
@@ -112,7 +113,12 @@ def deploy(settings, *, embedded: bool, host: str = "127.0.0.1", port: int = 800
                     min_replicas=min_replicas, max_replicas=max_replicas, target_sessions=target_sessions,
                     gpus_per_replica=gpus_per_replica, cpus_per_replica=cpus_per_replica,
                     max_replicas_per_node=max_replicas_per_node)
-    handle = serve.run(app, name=SERVE_APP_NAME, route_prefix=route_prefix)
+    try:
+        handle = serve.run(app, name=SERVE_APP_NAME, route_prefix=route_prefix)
+    except RuntimeError as err:
+        raise EngineError(f"The {settings.engine.get('name')} engine failed to start in the server's replica: "
+                          f"{_deployment_problem(serve) or err}",
+                          "Fix what it says, or serve another engine, e.g. --engine landmarks.") from err
     info = handle.info.remote().result(timeout_s=ready_timeout)
     shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
     shown = f"[{shown}]" if ":" in shown else shown
@@ -165,3 +171,20 @@ def shutdown(embedded: bool, app_name: str = SERVE_APP_NAME, grace: float = 10.0
             proc.kill()
         except psutil.NoSuchProcess:
             pass
+
+
+def _deployment_problem(serve: Any) -> str | None:
+    """The last line of the error a replica of the application died with (Serve keeps its
+    traceback in the deployment's status message), or None."""
+    try:
+        app = serve.status().applications.get(SERVE_APP_NAME)
+        messages = [d.message for d in app.deployments.values() if d.message] if app is not None else []
+    except Exception:  # the status is a courtesy: the deployment error stands without it
+        return None
+    lines = [line.strip() for m in messages for line in m.splitlines() if line.strip()]
+    for i in range(len(lines) - 1, -1, -1):  # the exception's own line: "module.SomeError: text"
+        found = re.match(r"^[\w.]*(?:Error|Exception): (.+)$", lines[i])
+        if found:
+            after = lines[i + 1] if i + 1 < len(lines) and lines[i + 1].startswith("hint:") else ""
+            return f"{found.group(1)} ({after})" if after else found.group(1)
+    return lines[-1] if lines else None

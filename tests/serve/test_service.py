@@ -166,3 +166,43 @@ def test_serve_refuses_to_host_the_remote_engine(capsys):
     assert rc == 2
     err = capsys.readouterr().err
     assert "client of one" in err and "--engine fomm" in err
+
+
+def test_serve_refuses_an_engine_that_cannot_run_here_before_starting_ray(tmp_path, capsys):
+    """No weights for the engine asked for: the replicas would fail the same way, so the command
+    says why before any Ray process starts."""
+    import sys
+
+    from avatarify_app.cli import main
+
+    rc = main(["serve", "--engine", "liveportrait", "--checkpoint", str(tmp_path), "--port", "8012"])
+    assert rc == 2
+    err = capsys.readouterr().err
+    assert "cannot run here" in err and "base_models/motion_extractor.pth" in err and "--engine landmarks" in err
+    ray = sys.modules.get("ray")
+    assert ray is None or not ray.is_initialized()
+
+
+def test_a_replica_that_dies_is_reported_by_its_own_error():
+    """Serve keeps the replica's traceback in the deployment status; the command shows its
+    exception line (and our hint line after it), not Ray's "failed to update the deployments"."""
+    from types import SimpleNamespace
+
+    from avatarify_app.serve.runtime import _deployment_problem
+    from avatarify_app.serve.settings import SERVE_APP_NAME
+
+    message = ("The deployment failed to start 3 times in a row.\nTraceback (most recent call last):\n"
+               '  File "x.py", line 1, in <module>\n'
+               "avatarify_app.errors.CheckpointError: /w/motion_extractor.pth is not a PyTorch checkpoint: "
+               "it is a text file.\nhint: Use the authors' released weights.\n")
+    status = SimpleNamespace(applications={SERVE_APP_NAME: SimpleNamespace(
+        deployments={"engine": SimpleNamespace(message=message), "ingress": SimpleNamespace(message="")})})
+    found = _deployment_problem(SimpleNamespace(status=lambda: status))
+    assert found == ("/w/motion_extractor.pth is not a PyTorch checkpoint: it is a text file. "
+                     "(hint: Use the authors' released weights.)")
+    assert _deployment_problem(SimpleNamespace(status=lambda: SimpleNamespace(applications={}))) is None
+
+    def broken():
+        raise ConnectionError("no controller")
+
+    assert _deployment_problem(SimpleNamespace(status=broken)) is None
